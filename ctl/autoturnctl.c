@@ -1,0 +1,186 @@
+/*
+ * autoturnctl.c - the administrator's command: global options (-c, --help,
+ * --version), dispatch to the sub-commands, shared error printing and the
+ * lazily loaded configuration. Each sub-command lives in a cmd_*.c file.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "log.h"
+#include "paths.h"
+#include "util.h"
+
+struct command {
+    const char *name;
+    int (*run)(struct cli_ctx *ctx);
+    const char *args;
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"check-config", cmd_check_config, "", "validate the configuration file"},
+    {"compile", cmd_compile, "[SRC [DST]]", "compile the customer source into the table"},
+    {"customers", cmd_customers, "[NAME]", "list customers, or show one"},
+    {"lookup", cmd_lookup, "domain|address VALUE", "which customer holds VALUE, and why"},
+    {"secret", cmd_secret, "", "make a stored secret from a password (stdin)"},
+    {"queue", cmd_queue, "[CUSTOMER]", "show held mail (like mailq)"},
+    {"grant", cmd_grant, "IP [--user U] [--ttl D]", "let IP relay for a while (roaming user)"},
+    {"revoke", cmd_revoke, "IP", "end the grant of IP"},
+    {"grants", cmd_grants, "", "list live grants"},
+};
+
+static struct config loaded_config;
+static bool config_loaded;
+
+static void
+print_usage(FILE *fp)
+{
+    size_t i;
+
+    fprintf(fp, "usage: autoturnctl [-c FILE] COMMAND [ARGS]\n"
+                "       autoturnctl --help | --version\n\n"
+                "commands:\n");
+    for (i = 0; i < ARRAY_LEN(commands); i++)
+        fprintf(fp, "  %-12s %-22s %s\n", commands[i].name, commands[i].args,
+                commands[i].summary);
+    fprintf(fp, "\noptions:\n"
+                "  -c FILE      configuration file (default %s)\n"
+                "  -h, --help   this text\n"
+                "  -V, --version\n\n"
+                "Exit status: 0 ok, 1 not found, 64 usage, 65 bad data, 66 no input,\n"
+                "73 cannot create, 74 I/O error, 75 table unavailable, 78 bad config.\n"
+                "See autoturnctl(8).\n", AUTOTURN_CONFIG_FILE);
+}
+
+void
+cli_errx(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("autoturnctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int
+cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("autoturnctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\nTry 'autoturnctl --help'.\n", stderr);
+    return EXIT_USAGE;
+}
+
+static void
+print_config_error(void *ctx, const char *msg)
+{
+    (void)ctx;
+    fprintf(stderr, "%s\n", msg);
+}
+
+const struct config *
+cli_config(struct cli_ctx *ctx)
+{
+    const char *path = ctx->config_path ? ctx->config_path : AUTOTURN_CONFIG_FILE;
+
+    if (config_loaded)
+        return &loaded_config;
+    if (ctx->config_path == NULL && access(path, F_OK) < 0 && errno == ENOENT) {
+        config_defaults(&loaded_config);
+    } else if (config_load(path, &loaded_config, print_config_error, NULL) < 0) {
+        return NULL;
+    }
+    config_loaded = true;
+    return &loaded_config;
+}
+
+static const struct command *find_command(const char *name);
+
+int
+cli_positional(struct cli_ctx *ctx, int min, int max)
+{
+    const struct command *cmd = find_command(ctx->argv[0]);
+    int c, n;
+
+    opterr = 0;
+    while ((c = getopt(ctx->argc, ctx->argv, "+c:h")) != -1) {
+        switch (c) {
+        case 'c':
+            ctx->config_path = optarg;
+            break;
+        case 'h':
+            printf("usage: autoturnctl [-c FILE] %s %s\n", cmd->name, cmd->args);
+            return -2;
+        default:
+            cli_usage_error("%s: bad option '-%c'", cmd->name, optopt);
+            return -1;
+        }
+    }
+    n = ctx->argc - optind;
+    if (n < min || n > max) {
+        cli_usage_error("%s: expected %s%s", cmd->name, cmd->args[0] ? "" : "no arguments",
+                        cmd->args);
+        return -1;
+    }
+    return optind;
+}
+
+static const struct command *
+find_command(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_LEN(commands); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    struct cli_ctx ctx = {0};
+    const struct command *cmd;
+    int c;
+
+    log_init("autoturnctl", LOG_DEST_STDERR, 0, LOG_LEVEL_INFO);
+    while ((c = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            ctx.config_path = optarg;
+            break;
+        case 'h':
+            print_usage(stdout);
+            return EXIT_OK;
+        case 'V':
+            printf("autoturnctl %s\n", AUTOTURN_VERSION);
+            return EXIT_OK;
+        default:
+            return cli_usage_error("bad option");
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error("missing command");
+    cmd = find_command(argv[optind]);
+    if (cmd == NULL)
+        return cli_usage_error("unknown command '%s'", argv[optind]);
+    ctx.argc = argc - optind;
+    ctx.argv = argv + optind;
+    optind = 1;   /* sub-commands parse their own options from ctx.argv */
+    return cmd->run(&ctx);
+}

@@ -1,0 +1,112 @@
+/*
+ * spool.h - the per-customer maildir spool: <root>/<customer>/{tmp,new,cur}
+ * plus <root>/<customer>/bad (malformed files moved aside) and
+ * <root>/<customer>/.lock (flush lock).
+ *
+ * Writing is durable: a file is created in tmp/ (O_CREAT|O_EXCL|O_NOFOLLOW,
+ * mode 0600), written, fsync'ed, linked into new/, new/ is fsync'ed, then
+ * the tmp/ name is removed. Any failure unlinks the temp file (one cleanup
+ * path). Reading streams with bounded memory. Listing is oldest first.
+ * Directories are created mode 0700.
+ *
+ * File names: "<sec>.M<usec>P<pid>Q<seq>.<host>" (maildir style); the
+ * name is the spool id shown in logs and by "autoturnctl queue".
+ *
+ * Thread-safe: a struct spool holds only its root and hostname.
+ */
+#ifndef AUTOTURN_SPOOL_H
+#define AUTOTURN_SPOOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "envelope.h"
+#include "util.h"
+
+#define SPOOL_ID_MAX 128
+#define SPOOL_MALFORMED (-2)   /* return value: file was malformed and moved to bad/ */
+
+struct spool;
+
+struct spool *spool_new(const char *root);   /* NULL on ENOMEM */
+void spool_free(struct spool *sp);
+const char *spool_root(const struct spool *sp);
+
+/* spool_customer_dir - "<root>/<customer>"; -1 if the name is invalid or too long. */
+int spool_customer_dir(const struct spool *sp, const char *customer, char *buf, size_t size);
+
+/* --- writing --- */
+struct spool_writer;
+
+/* spool_writer_open - create the temp file for env->customer (creating the
+ * customer's directories if needed) and write the envelope. */
+int spool_writer_open(struct spool *sp, const struct envelope *env,
+                      struct spool_writer **w_r, struct errbuf *err);
+int spool_writer_write(struct spool_writer *w, const void *buf, size_t len, struct errbuf *err);
+/* spool_writer_commit - fsync, link into new/, fsync new/, unlink tmp.
+ * Frees w in all cases; on failure nothing is left behind. id_r gets the id. */
+int spool_writer_commit(struct spool_writer *w, char id_r[SPOOL_ID_MAX], struct errbuf *err);
+/* spool_writer_abort - unlink the temp file and free w (NULL is fine). */
+void spool_writer_abort(struct spool_writer *w);
+
+/* --- listing and accounting --- */
+struct spool_entry {
+    char id[SPOOL_ID_MAX];
+    uint64_t size;           /* bytes of the whole file */
+    time_t arrival;          /* from the file name */
+    bool in_cur;             /* found in cur/ (moved there by a mail tool) */
+};
+
+/* spool_list - new/ and cur/, oldest first; a customer with no directory
+ * has 0 entries. *v_r is malloc'd (free with x_free). */
+int spool_list(struct spool *sp, const char *customer, struct spool_entry **v_r,
+               size_t *n_r, struct errbuf *err);
+
+struct spool_stats {
+    uint64_t messages;
+    uint64_t bytes;
+    time_t oldest;           /* 0 if empty */
+};
+int spool_stats(struct spool *sp, const char *customer, struct spool_stats *st,
+                struct errbuf *err);
+
+/* spool_customers - names of the customer directories present (sorted),
+ * malloc'd array of malloc'd strings; free with spool_names_free. */
+int spool_customers(struct spool *sp, char ***names_r, size_t *n_r, struct errbuf *err);
+void spool_names_free(char **names, size_t n);
+
+/* --- reading --- */
+struct spool_msg;
+
+/* spool_msg_open - open and parse the envelope. 0 ok; -1 error (file
+ * kept); SPOOL_MALFORMED: the envelope was missing or garbled, the file
+ * was moved to bad/ and a warning logged. */
+int spool_msg_open(struct spool *sp, const char *customer, const char *id,
+                   struct spool_msg **m_r, struct errbuf *err);
+const struct envelope *spool_msg_envelope(const struct spool_msg *m);
+uint64_t spool_msg_body_size(const struct spool_msg *m);
+/* spool_msg_read - next body bytes; returns count, 0 at end, -1 on error. */
+ssize_t spool_msg_read(struct spool_msg *m, void *buf, size_t len, struct errbuf *err);
+/* spool_msg_rewind - back to the first body byte. */
+int spool_msg_rewind(struct spool_msg *m, struct errbuf *err);
+void spool_msg_close(struct spool_msg *m);   /* NULL is fine */
+
+/* --- changing --- */
+/* spool_delete - unlink (new/ or cur/) and fsync the directory. */
+int spool_delete(struct spool *sp, const char *customer, const char *id, struct errbuf *err);
+
+/* spool_rewrite_envelope - atomically replace the envelope of a message
+ * (e.g. keep only the recipients that were deferred): write a new file in
+ * tmp/ with the new envelope and the same body, fsync, rename over the
+ * old name, fsync. The id stays the same. */
+int spool_rewrite_envelope(struct spool *sp, const char *customer, const char *id,
+                           const struct envelope *env, struct errbuf *err);
+
+/* spool_lock - take the customer's flush lock (flock on .lock). Returns 1
+ * and *fd_r when locked, 0 if held by someone else (wait = false), -1 error. */
+int spool_lock(struct spool *sp, const char *customer, bool wait, int *fd_r, struct errbuf *err);
+void spool_unlock(int fd);
+
+#endif

@@ -1,0 +1,963 @@
+/*
+ * test_spool.c - the per-customer maildir spool: durable write and
+ * byte-exact read back, modes, ordering, stats, every failure path of the
+ * writer (nothing left behind), malformed files moved to bad/, delete,
+ * envelope rewrite, the flush lock and concurrent writers.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "envelope.h"
+#include "spool.h"
+#include "util.h"
+
+#define CUST "acme"
+
+struct fixture {
+    char root[64];
+    struct spool *sp;
+};
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static int
+setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    assert_int_equal(str_copy(f->root, sizeof(f->root), "/tmp/test_spool.XXXXXX"), 0);
+    assert_non_null(mkdtemp(f->root));
+    assert_non_null(f->sp = spool_new(f->root));
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    spool_free(f->sp);
+    assert_int_equal(nftw(f->root, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+    free(f);
+    return 0;
+}
+
+/* path_of - "<root>/<rel>" into buf. */
+static const char *
+path_of(const struct fixture *f, const char *rel, char *buf, size_t size)
+{
+    assert_int_equal(path_join(buf, size, f->root, rel), 0);
+    return buf;
+}
+
+/* count_dir - entries of <root>/<rel> other than . and ..; -1 if missing. */
+static int
+count_dir(const struct fixture *f, const char *rel)
+{
+    char path[256];
+    struct stat st;
+    int n = 0;
+    DIR *d = opendir(path_of(f, rel, path, sizeof(path)));
+    struct dirent *de;
+
+    if (d == NULL)
+        return lstat(path, &st) == 0 ? -2 : -1;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void
+make_env(struct envelope *e, const char *customer, size_t nrcpt)
+{
+    struct errbuf err;
+    char addr[64];
+    size_t i;
+
+    envelope_init(e);
+    assert_int_equal(str_copy(e->customer, sizeof(e->customer), customer), 0);
+    e->arrival = 1763700000;
+    assert_int_equal(str_copy(e->queue_id, sizeof(e->queue_id), "4XyZ12abc"), 0);
+    assert_int_equal(envelope_set_sender(e, "s@example.org", "BODY=8BITMIME SMTPUTF8", &err), 0);
+    for (i = 0; i < nrcpt; i++) {
+        assert_int_equal(str_printf(addr, sizeof(addr), "r%zu@virt.dom", i), 0);
+        assert_int_equal(envelope_add_rcpt(e, addr, i == 0 ? "NOTIFY=SUCCESS" : "", &err), 0);
+    }
+}
+
+/* store - write env + body in chunks of step bytes and commit. */
+static void
+store(struct spool *sp, const char *customer, const void *body, size_t len, size_t step,
+      char id[SPOOL_ID_MAX])
+{
+    struct spool_writer *w;
+    struct envelope e;
+    struct errbuf err;
+    size_t off, n;
+
+    make_env(&e, customer, 2);
+    assert_int_equal(spool_writer_open(sp, &e, &w, &err), 0);
+    for (off = 0; off < len; off += n) {
+        n = len - off < step ? len - off : step;
+        assert_int_equal(spool_writer_write(w, (const char *)body + off, n, &err), 0);
+    }
+    if (spool_writer_commit(w, id, &err) < 0)
+        fail_msg("commit: %s", err.msg);
+    envelope_clear(&e);
+}
+
+static const char body1[] = "Subject: t\r\n\r\n.leading dot\r\n..two\r\nnul\0byte\r\n"
+                            "8bit \xc3\xa9\xff\x80\r\nbare LF\nbare CR\r.\r\n";
+
+static void
+test_write_read_exact(void **state)
+{
+    struct fixture *f = *state;
+    const struct envelope *env;
+    struct spool_msg *m;
+    struct errbuf err;
+    char id[SPOOL_ID_MAX], buf[4096];
+    size_t len = 0;
+    ssize_t n;
+
+    store(f->sp, CUST, body1, sizeof(body1), 3, id);
+    assert_int_equal(count_dir(f, CUST "/tmp"), 0);
+    assert_int_equal(count_dir(f, CUST "/new"), 1);
+    assert_int_equal(spool_msg_open(f->sp, CUST, id, &m, &err), 0);
+    env = spool_msg_envelope(m);
+    assert_string_equal(env->customer, CUST);
+    assert_string_equal(env->queue_id, "4XyZ12abc");
+    assert_string_equal(env->sender, "s@example.org");
+    assert_string_equal(env->mail_params, "BODY=8BITMIME SMTPUTF8");
+    assert_int_equal(env->nrcpt, 2);
+    assert_string_equal(env->rcpt[0].params, "NOTIFY=SUCCESS");
+    assert_int_equal(spool_msg_body_size(m), sizeof(body1));
+    while ((n = spool_msg_read(m, buf + len, 5, &err)) > 0)
+        len += (size_t)n;
+    assert_int_equal(n, 0);
+    assert_int_equal(len, sizeof(body1));
+    assert_memory_equal(buf, body1, sizeof(body1));
+    assert_int_equal(spool_msg_rewind(m, &err), 0);
+    assert_int_equal(spool_msg_read(m, buf, sizeof(buf), &err), (ssize_t)sizeof(body1));
+    assert_memory_equal(buf, body1, sizeof(body1));
+    spool_msg_close(m);
+    spool_msg_close(NULL);
+}
+
+static void
+test_empty_body(void **state)
+{
+    struct fixture *f = *state;
+    struct spool_msg *m;
+    struct errbuf err;
+    char id[SPOOL_ID_MAX], buf[16];
+
+    store(f->sp, CUST, "", 0, 1, id);
+    assert_int_equal(spool_msg_open(f->sp, CUST, id, &m, &err), 0);
+    assert_int_equal(spool_msg_body_size(m), 0);
+    assert_int_equal(spool_msg_read(m, buf, sizeof(buf), &err), 0);
+    spool_msg_close(m);
+}
+
+static unsigned char
+pattern(size_t i)
+{
+    return (unsigned char)((i * 7919u) ^ (i >> 9));
+}
+
+static void
+test_big_body_streamed(void **state)
+{
+    struct fixture *f = *state;
+    const size_t total = 5u << 20, step = 1000;
+    unsigned char chunk[step], buf[4093];
+    struct spool_writer *w;
+    struct spool_msg *m;
+    struct envelope e;
+    struct errbuf err;
+    char id[SPOOL_ID_MAX];
+    size_t off, n, i, got = 0;
+    ssize_t r;
+
+    make_env(&e, CUST, 1);
+    assert_int_equal(spool_writer_open(f->sp, &e, &w, &err), 0);
+    for (off = 0; off < total; off += n) {
+        n = total - off < step ? total - off : step;
+        for (i = 0; i < n; i++)
+            chunk[i] = pattern(off + i);
+        assert_int_equal(spool_writer_write(w, chunk, n, &err), 0);
+    }
+    assert_int_equal(spool_writer_commit(w, id, &err), 0);
+    envelope_clear(&e);
+    assert_int_equal(spool_msg_open(f->sp, CUST, id, &m, &err), 0);
+    assert_int_equal(spool_msg_body_size(m), total);
+    while ((r = spool_msg_read(m, buf, sizeof(buf), &err)) > 0) {
+        for (i = 0; i < (size_t)r; i++)
+            if (buf[i] != pattern(got + i))
+                fail_msg("byte %zu differs", got + i);
+        got += (size_t)r;
+    }
+    assert_int_equal(r, 0);
+    assert_int_equal(got, total);
+    spool_msg_close(m);
+}
+
+static void
+test_modes(void **state)
+{
+    static const char *const dirs[] = { CUST, CUST "/tmp", CUST "/new", CUST "/cur", CUST "/bad" };
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX], path[256], rel[200];
+    struct stat st;
+    size_t i;
+
+    store(f->sp, CUST, "x", 1, 1, id);
+    for (i = 0; i < ARRAY_LEN(dirs); i++) {
+        assert_int_equal(lstat(path_of(f, dirs[i], path, sizeof(path)), &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0700);
+    }
+    assert_int_equal(str_printf(rel, sizeof(rel), CUST "/new/%s", id), 0);
+    assert_int_equal(lstat(path_of(f, rel, path, sizeof(path)), &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(st.st_nlink, 1);    /* the tmp/ name is gone */
+}
+
+static void
+test_id_shape(void **state)
+{
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX], want[64];
+    const char *q, *host;
+
+    store(f->sp, CUST, "x", 1, 1, id);
+    assert_int_equal(str_printf(want, sizeof(want), "P%ldQ", (long)getpid()), 0);
+    assert_non_null(strstr(id, want));
+    assert_non_null(strstr(id, ".M"));
+    q = strstr(id, want) + strlen(want);
+    host = strchr(q, '.');
+    assert_non_null(host);
+    assert_null(strchr(host + 1, '/'));
+    assert_null(strchr(host + 1, ':'));
+    assert_true(id[0] >= '1' && id[0] <= '9');
+}
+
+/* plant - a file with the given content at <root>/<rel>. */
+static void
+plant(const struct fixture *f, const char *rel, const char *content)
+{
+    char path[256];
+    int fd = open(path_of(f, rel, path, sizeof(path)), O_WRONLY | O_CREAT | O_EXCL, 0600);
+
+    assert_true(fd >= 0);
+    assert_int_equal(fd_write_all(fd, content, strlen(content)), 0);
+    close(fd);
+}
+
+static void
+test_list_order(void **state)
+{
+    struct fixture *f = *state;
+    char ids[30][SPOOL_ID_MAX], path[256];
+    struct spool_entry *v;
+    struct errbuf err;
+    size_t n, i;
+
+    for (i = 0; i < 30; i++)
+        store(f->sp, CUST, "body", 4, 4, ids[i]);
+    /* an older one by name, one with flags in cur/, junk names, a dot file
+     * and a directory */
+    plant(f, CUST "/new/1000.M000002P1Q9.host", "x");
+    plant(f, CUST "/cur/1000.M000001P1Q10.host:2,S", "xy");
+    plant(f, CUST "/new/zzz", "x");
+    plant(f, CUST "/new/12.junk", "x");
+    plant(f, CUST "/cur/99999999999999999999999999.M1P1Q1.h", "x");
+    plant(f, CUST "/new/.hidden", "x");
+    assert_int_equal(mkdir(path_of(f, CUST "/new/adir", path, sizeof(path)), 0700), 0);
+    assert_int_equal(spool_list(f->sp, CUST, &v, &n, &err), 0);
+    assert_int_equal(n, 35);
+    assert_string_equal(v[0].id, "1000.M000001P1Q10.host:2,S");
+    assert_true(v[0].in_cur);
+    assert_int_equal(v[0].size, 2);
+    assert_int_equal(v[0].arrival, 1000);
+    assert_string_equal(v[1].id, "1000.M000002P1Q9.host");
+    assert_false(v[1].in_cur);
+    for (i = 0; i < 30; i++)
+        assert_string_equal(v[2 + i].id, ids[i]);
+    assert_string_equal(v[32].id, "12.junk");
+    assert_string_equal(v[33].id, "99999999999999999999999999.M1P1Q1.h");
+    assert_string_equal(v[34].id, "zzz");
+    x_free(v);
+}
+
+static void
+test_list_and_stats_empty(void **state)
+{
+    struct fixture *f = *state;
+    struct spool_entry *v = (struct spool_entry *)1;
+    struct spool_stats st;
+    struct errbuf err;
+    size_t n = 7;
+
+    assert_int_equal(spool_list(f->sp, "nobody", &v, &n, &err), 0);
+    assert_null(v);
+    assert_int_equal(n, 0);
+    assert_int_equal(spool_stats(f->sp, "nobody", &st, &err), 0);
+    assert_int_equal(st.messages, 0);
+    assert_int_equal(st.bytes, 0);
+    assert_int_equal(st.oldest, 0);
+    assert_int_equal(spool_list(f->sp, "../etc", &v, &n, &err), -1);
+    assert_string_equal(err.msg, "bad customer name '../etc': contains '/'");
+}
+
+static void
+test_stats(void **state)
+{
+    struct fixture *f = *state;
+    struct spool_entry *v;
+    struct spool_stats st;
+    struct errbuf err;
+    char id[SPOOL_ID_MAX];
+    uint64_t bytes = 0;
+    size_t n, i;
+
+    for (i = 0; i < 5; i++)
+        store(f->sp, CUST, "0123456789", 1 + i, 3, id);
+    plant(f, CUST "/cur/1500000000.M5P5Q5.h:2,", "abc");
+    assert_int_equal(spool_list(f->sp, CUST, &v, &n, &err), 0);
+    for (i = 0; i < n; i++)
+        bytes += v[i].size;
+    x_free(v);
+    assert_int_equal(spool_stats(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.messages, 6);
+    assert_int_equal(st.bytes, bytes);
+    assert_true(bytes > 3 + 15);
+    assert_int_equal(st.oldest, 1500000000);
+}
+
+static void
+test_customers(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], id[SPOOL_ID_MAX];
+    struct errbuf err;
+    char **names;
+    size_t n;
+
+    assert_int_equal(spool_customers(f->sp, &names, &n, &err), 0);
+    assert_int_equal(n, 0);
+    spool_names_free(names, n);
+    store(f->sp, "zeta", "x", 1, 1, id);
+    store(f->sp, "alpha", "x", 1, 1, id);
+    assert_int_equal(mkdir(path_of(f, ".hidden", path, sizeof(path)), 0700), 0);
+    assert_int_equal(mkdir(path_of(f, "bad name", path, sizeof(path)), 0700), 0);
+    plant(f, "file", "x");
+    assert_int_equal(symlink("alpha", path_of(f, "link", path, sizeof(path))), 0);
+    assert_int_equal(spool_customers(f->sp, &names, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "alpha");
+    assert_string_equal(names[1], "zeta");
+    spool_names_free(names, n);
+    spool_names_free(NULL, 0);
+}
+
+static void
+test_customers_missing_root(void **state)
+{
+    struct spool *sp = spool_new("/nonexistent/spool");
+    struct errbuf err;
+    char **names;
+    size_t n;
+
+    (void)state;
+    assert_non_null(sp);
+    assert_string_equal(spool_root(sp), "/nonexistent/spool");
+    assert_int_equal(spool_customers(sp, &names, &n, &err), -1);
+    assert_string_equal(err.msg, "open /nonexistent/spool: No such file or directory");
+    spool_free(sp);
+}
+
+static void
+test_customer_dir(void **state)
+{
+    struct fixture *f = *state;
+    char buf[256], want[256];
+
+    assert_int_equal(spool_customer_dir(f->sp, CUST, buf, sizeof(buf)), 0);
+    assert_int_equal(path_join(want, sizeof(want), f->root, CUST), 0);
+    assert_string_equal(buf, want);
+    assert_int_equal(spool_customer_dir(f->sp, "..", buf, sizeof(buf)), -1);
+    assert_int_equal(spool_customer_dir(f->sp, "a/b", buf, sizeof(buf)), -1);
+    assert_int_equal(spool_customer_dir(f->sp, CUST, buf, 10), -1);
+}
+
+/* with_fsize_limit - run the writer with RLIMIT_FSIZE at limit bytes. */
+static void
+fsize_limit(rlim_t limit, struct rlimit *old)
+{
+    struct rlimit rl;
+
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, old), 0);
+    rl = *old;
+    rl.rlim_cur = limit;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+static void
+test_write_efbig(void **state)
+{
+    struct fixture *f = *state;
+    char chunk[1000], id[SPOOL_ID_MAX], want[256];
+    struct spool_writer *w;
+    void (*old_handler)(int);
+    struct envelope e;
+    struct errbuf err;
+    struct rlimit old;
+    int i, rc = 0;
+
+    memset(chunk, 'x', sizeof(chunk));
+    make_env(&e, CUST, 1);
+    old_handler = signal(SIGXFSZ, SIG_IGN);
+    /* a large body: the failure shows at a write */
+    fsize_limit(4096, &old);
+    assert_int_equal(spool_writer_open(f->sp, &e, &w, &err), 0);
+    for (i = 0; i < 200 && rc == 0; i++)
+        rc = spool_writer_write(w, chunk, sizeof(chunk), &err);
+    assert_int_equal(rc, -1);
+    assert_int_equal(spool_writer_write(w, chunk, 1, &err), -1);
+    assert_non_null(strstr(err.msg, "an earlier write failed"));
+    spool_writer_abort(w);
+    /* a small one stays buffered: the failure shows at commit */
+    assert_int_equal(spool_writer_open(f->sp, &e, &w, &err), 0);
+    for (i = 0; i < 10; i++)
+        assert_int_equal(spool_writer_write(w, chunk, sizeof(chunk), &err), 0);
+    assert_int_equal(spool_writer_commit(w, id, &err), -1);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+    assert_string_equal(id, "");
+    assert_int_equal(str_printf(want, sizeof(want), "write %s/" CUST "/tmp/", f->root), 0);
+    assert_memory_equal(err.msg, want, strlen(want));
+    assert_non_null(strstr(err.msg, ": File too large"));
+    assert_int_equal(count_dir(f, CUST "/tmp"), 0);
+    assert_int_equal(count_dir(f, CUST "/new"), 0);
+    envelope_clear(&e);
+}
+
+static void
+test_open_customer_is_file(void **state)
+{
+    struct fixture *f = *state;
+    struct spool_writer *w = (struct spool_writer *)1;
+    struct envelope e;
+    struct errbuf err;
+    char want[256];
+
+    plant(f, CUST, "not a directory");
+    make_env(&e, CUST, 1);
+    assert_int_equal(spool_writer_open(f->sp, &e, &w, &err), -1);
+    assert_null(w);
+    assert_int_equal(str_printf(want, sizeof(want), "open %s/" CUST ": Not a directory", f->root), 0);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(count_dir(f, ""), 1);    /* only the planted file */
+    envelope_clear(&e);
+}
+
+static void
+test_open_symlink_refused(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], want[256];
+    struct spool_writer *w;
+    struct envelope e;
+    struct errbuf err;
+
+    assert_int_equal(mkdir(path_of(f, "elsewhere", path, sizeof(path)), 0700), 0);
+    assert_int_equal(symlink("elsewhere", path_of(f, CUST, path, sizeof(path))), 0);
+    make_env(&e, CUST, 1);
+    assert_int_equal(spool_writer_open(f->sp, &e, &w, &err), -1);
+    assert_int_equal(str_printf(want, sizeof(want), "open %s/" CUST
+                                ": is a symbolic link (refused)", f->root), 0);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(count_dir(f, "elsewhere"), 0);
+    /* a symlinked tmp/ inside a real customer directory */
+    assert_int_equal(unlink(path_of(f, CUST, path, sizeof(path))), 0);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(symlink("../elsewhere", path_of(f, CUST "/tmp", path, sizeof(path))), 0);
+    assert_int_equal(spool_writer_open(f->sp, &e, &w, &err), -1);
+    assert_int_equal(str_printf(want, sizeof(want), "open %s/" CUST
+                                "/tmp: is a symbolic link (refused)", f->root), 0);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(count_dir(f, "elsewhere"), 0);
+    envelope_clear(&e);
+}
+
+static void
+test_open_bad_envelope(void **state)
+{
+    struct fixture *f = *state;
+    struct spool_writer *w;
+    struct envelope e;
+    struct errbuf err;
+
+    make_env(&e, "../x", 1);
+    assert_int_equal(spool_writer_open(f->sp, &e, &w, &err), -1);
+    assert_string_equal(err.msg, "bad customer name '../x': contains '/'");
+    envelope_clear(&e);
+    make_env(&e, CUST, 0);
+    assert_int_equal(spool_writer_open(f->sp, &e, &w, &err), -1);
+    assert_string_equal(err.msg, "envelope has no recipients");
+    envelope_clear(&e);
+    assert_int_equal(count_dir(f, ""), 0);
+}
+
+static void
+test_commit_link_fails(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], want[256], id[SPOOL_ID_MAX];
+    struct spool_writer *w;
+    struct envelope e;
+    struct errbuf err;
+
+    make_env(&e, CUST, 1);
+    assert_int_equal(spool_writer_open(f->sp, &e, &w, &err), 0);
+    assert_int_equal(spool_writer_write(w, "body", 4, &err), 0);
+    assert_int_equal(count_dir(f, CUST "/tmp"), 1);
+    assert_int_equal(rmdir(path_of(f, CUST "/new", path, sizeof(path))), 0);
+    plant(f, CUST "/new", "in the way");
+    assert_int_equal(spool_writer_commit(w, id, &err), -1);
+    assert_int_equal(str_printf(want, sizeof(want), "open %s/" CUST "/new: Not a directory",
+                                f->root), 0);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(count_dir(f, CUST "/tmp"), 0);
+    envelope_clear(&e);
+}
+
+static void
+test_abort(void **state)
+{
+    struct fixture *f = *state;
+    struct spool_writer *w;
+    struct envelope e;
+    struct errbuf err;
+
+    make_env(&e, CUST, 1);
+    assert_int_equal(spool_writer_open(f->sp, &e, &w, &err), 0);
+    assert_int_equal(spool_writer_write(w, "body", 4, &err), 0);
+    assert_int_equal(count_dir(f, CUST "/tmp"), 1);
+    spool_writer_abort(w);
+    spool_writer_abort(NULL);
+    assert_int_equal(count_dir(f, CUST "/tmp"), 0);
+    assert_int_equal(count_dir(f, CUST "/new"), 0);
+    envelope_clear(&e);
+}
+
+/* capture_stderr - run spool_msg_open with stderr sent to a file; the
+ * log text lands in logbuf. */
+static int
+open_capturing(struct fixture *f, const char *id, struct spool_msg **m, struct errbuf *err,
+               char *logbuf, size_t size)
+{
+    char path[256];
+    int saved = dup(2), fd, rc;
+    ssize_t n;
+
+    fd = open(path_of(f, "stderr.log", path, sizeof(path)), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0 && saved >= 0);
+    fflush(stderr);
+    assert_int_equal(dup2(fd, 2), 2);
+    rc = spool_msg_open(f->sp, CUST, id, m, err);
+    fflush(stderr);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    n = pread(fd, logbuf, size - 1, 0);
+    assert_true(n >= 0);
+    logbuf[n] = '\0';
+    close(fd);
+    unlink(path);
+    return rc;
+}
+
+static void
+test_malformed(void **state)
+{
+    static const struct {
+        const char *id, *content, *why;
+    } cases[] = {
+        { "1.M1P1Q1.h", "From: x\n\nno envelope\n", "line 1: missing X-Autoturn-Version" },
+        { "1.M1P1Q2.h", "X-Autoturn-Version: 1\nX-Autoturn-Customer acme\n",
+          "line 2: missing ':'" },
+        { "1.M1P1Q3.h", "X-Autoturn-Version: 1\nX-Autoturn-Customer: acme\n",
+          "envelope not terminated" },
+        { "1.M1P1Q4.h", "", "envelope not terminated" },
+        { "1.M1P1Q5.h", "X-Autoturn-Version: 1\nX-Autoturn-Customer: beta\n"
+          "X-Autoturn-Arrival: 1\nX-Autoturn-Sender: <>\nX-Autoturn-Rcpt: <a@b>\n"
+          "X-Autoturn-End:\nbody\n",
+          "envelope customer 'beta' does not match the spool directory" },
+    };
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX], rel[200], want[512], logbuf[1024];
+    struct spool_msg *m;
+    struct errbuf err;
+    size_t i;
+
+    store(f->sp, CUST, "good", 4, 4, id);    /* creates the directories */
+    for (i = 0; i < ARRAY_LEN(cases); i++) {
+        print_message("case: %s\n", cases[i].why);
+        assert_int_equal(str_printf(rel, sizeof(rel), CUST "/new/%s", cases[i].id), 0);
+        plant(f, rel, cases[i].content);
+        m = (struct spool_msg *)1;
+        assert_int_equal(open_capturing(f, cases[i].id, &m, &err, logbuf, sizeof(logbuf)),
+                         SPOOL_MALFORMED);
+        assert_null(m);
+        assert_int_equal(str_printf(want, sizeof(want), "malformed spool file %s/" CUST
+                                    "/new/%s moved to bad/: %s", f->root, cases[i].id,
+                                    cases[i].why), 0);
+        assert_string_equal(err.msg, want);
+        assert_int_equal(str_printf(want, sizeof(want), "warning: " CUST
+                                    ": id=%s: malformed spool file moved to %s/" CUST "/bad: %s\n",
+                                    cases[i].id, f->root, cases[i].why), 0);
+        assert_non_null(strstr(logbuf, want));
+        assert_int_equal(count_dir(f, CUST "/bad"), (int)i + 1);
+    }
+    assert_int_equal(count_dir(f, CUST "/new"), 1);
+    assert_int_equal(spool_msg_open(f->sp, CUST, id, &m, &err), 0);    /* reader goes on */
+    spool_msg_close(m);
+}
+
+static void
+test_malformed_long_line(void **state)
+{
+    struct fixture *f = *state;
+    char *content = malloc(ENVELOPE_LINE_MAX * 3);
+    char id[SPOOL_ID_MAX];
+    struct spool_msg *m;
+    struct errbuf err;
+
+    assert_non_null(content);
+    store(f->sp, CUST, "good", 4, 4, id);
+    memcpy(content, "X-Autoturn-Version: 1\n", 22);
+    memset(content + 22, 'A', ENVELOPE_LINE_MAX * 2);
+    content[22 + ENVELOPE_LINE_MAX * 2] = '\0';
+    plant(f, CUST "/new/2.M1P1Q1.h", content);
+    assert_int_equal(spool_msg_open(f->sp, CUST, "2.M1P1Q1.h", &m, &err), SPOOL_MALFORMED);
+    assert_non_null(strstr(err.msg, "moved to bad/: line 2: line too long"));
+    free(content);
+}
+
+static void
+test_open_errors(void **state)
+{
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX], want[256], path[256];
+    struct spool_msg *m;
+    struct errbuf err;
+
+    store(f->sp, CUST, "good", 4, 4, id);
+    assert_int_equal(spool_msg_open(f->sp, CUST, "../../etc/passwd", &m, &err), -1);
+    assert_string_equal(err.msg, "bad spool id '../../etc/passwd'");
+    assert_int_equal(spool_msg_open(f->sp, CUST, ".lock", &m, &err), -1);
+    assert_string_equal(err.msg, "bad spool id '.lock'");
+    assert_int_equal(spool_msg_open(f->sp, CUST, "", &m, &err), -1);
+    assert_string_equal(err.msg, "bad spool id ''");
+    assert_int_equal(spool_msg_open(f->sp, CUST, "1.M1P1Q1.h", &m, &err), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(str_printf(want, sizeof(want), "%s/" CUST
+                                ": no such spool file 1.M1P1Q1.h in new/ or cur/", f->root), 0);
+    assert_string_equal(err.msg, want);
+    /* a symbolic link in new/ is refused, not followed */
+    assert_int_equal(symlink("/etc/passwd", path_of(f, CUST "/new/3.M1P1Q1.h", path,
+                                                     sizeof(path))), 0);
+    assert_int_equal(spool_msg_open(f->sp, CUST, "3.M1P1Q1.h", &m, &err), -1);
+    assert_int_equal(str_printf(want, sizeof(want), "open %s/" CUST
+                                "/new/3.M1P1Q1.h: is a symbolic link (refused)", f->root), 0);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(spool_msg_open(f->sp, "nobody", id, &m, &err), -1);
+    assert_int_equal(str_printf(want, sizeof(want), "open %s/nobody: No such file or directory",
+                                f->root), 0);
+    assert_string_equal(err.msg, want);
+}
+
+static void
+test_delete(void **state)
+{
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX], want[256];
+    struct errbuf err;
+
+    store(f->sp, CUST, "x", 1, 1, id);
+    plant(f, CUST "/cur/5.M1P1Q1.h:2,S", "y");
+    assert_int_equal(spool_delete(f->sp, CUST, id, &err), 0);
+    assert_int_equal(spool_delete(f->sp, CUST, "5.M1P1Q1.h:2,S", &err), 0);
+    assert_int_equal(count_dir(f, CUST "/new"), 0);
+    assert_int_equal(count_dir(f, CUST "/cur"), 0);
+    errno = 0;
+    assert_int_equal(spool_delete(f->sp, CUST, id, &err), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(str_printf(want, sizeof(want), "%s/" CUST ": no such spool file %s in new/ or cur/",
+                                f->root, id), 0);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(spool_delete(f->sp, CUST, "a/b", &err), -1);
+    assert_string_equal(err.msg, "bad spool id 'a/b'");
+}
+
+/* read_all - the body of id into buf; returns its length. */
+static size_t
+read_all(struct spool *sp, const char *id, struct envelope *copy, char *buf, size_t size)
+{
+    struct spool_msg *m;
+    struct errbuf err;
+    size_t len = 0;
+    ssize_t n;
+
+    assert_int_equal(spool_msg_open(sp, CUST, id, &m, &err), 0);
+    copy->nrcpt = spool_msg_envelope(m)->nrcpt;
+    while ((n = spool_msg_read(m, buf + len, size - len, &err)) > 0)
+        len += (size_t)n;
+    assert_int_equal(n, 0);
+    spool_msg_close(m);
+    return len;
+}
+
+static void
+test_rewrite_envelope(void **state)
+{
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX], buf[256], rel[200];
+    struct spool_entry *v;
+    struct envelope e, seen;
+    struct errbuf err;
+    size_t n;
+
+    store(f->sp, CUST, body1, sizeof(body1), 7, id);
+    make_env(&e, CUST, 1);
+    assert_int_equal(spool_rewrite_envelope(f->sp, CUST, id, &e, &err), 0);
+    assert_int_equal(read_all(f->sp, id, &seen, buf, sizeof(buf)), sizeof(body1));
+    assert_memory_equal(buf, body1, sizeof(body1));
+    assert_int_equal(seen.nrcpt, 1);
+    assert_int_equal(count_dir(f, CUST "/tmp"), 0);
+    assert_int_equal(spool_list(f->sp, CUST, &v, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, id);
+    x_free(v);
+    /* in cur/ it stays in cur/ */
+    assert_int_equal(str_printf(rel, sizeof(rel), CUST "/cur/%s:2,S", id), 0);
+    {
+        char a[256], b[256], idc[SPOOL_ID_MAX + 8];
+
+        assert_int_equal(str_printf(idc, sizeof(idc), "%s:2,S", id), 0);
+        assert_int_equal(str_printf(a, sizeof(a), "%s/" CUST "/new/%s", f->root, id), 0);
+        assert_int_equal(rename(a, path_of(f, rel, b, sizeof(b))), 0);
+        assert_int_equal(spool_rewrite_envelope(f->sp, CUST, idc, &e, &err), 0);
+        assert_int_equal(count_dir(f, CUST "/cur"), 1);
+        assert_int_equal(count_dir(f, CUST "/new"), 0);
+        assert_int_equal(read_all(f->sp, idc, &seen, buf, sizeof(buf)), sizeof(body1));
+        assert_memory_equal(buf, body1, sizeof(body1));
+    }
+    /* wrong customer, missing message: errors, nothing changes */
+    envelope_clear(&e);
+    make_env(&e, "beta", 1);
+    assert_int_equal(spool_rewrite_envelope(f->sp, CUST, id, &e, &err), -1);
+    assert_string_equal(err.msg, "rewrite: envelope customer 'beta' differs from 'acme'");
+    envelope_clear(&e);
+    make_env(&e, CUST, 1);
+    assert_int_equal(spool_rewrite_envelope(f->sp, CUST, "9.M1P1Q1.h", &e, &err), -1);
+    assert_int_equal(count_dir(f, CUST "/tmp"), 0);
+    envelope_clear(&e);
+}
+
+static void
+test_rewrite_fails_keeps_old(void **state)
+{
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX], buf[256], big[3000];
+    struct envelope e, seen;
+    struct errbuf err;
+    struct rlimit old;
+    void (*old_handler)(int);
+    int rc;
+
+    memset(big, 'b', sizeof(big));
+    store(f->sp, CUST, big, sizeof(big), 100, id);
+    make_env(&e, CUST, 1);
+    old_handler = signal(SIGXFSZ, SIG_IGN);
+    fsize_limit(1024, &old);
+    rc = spool_rewrite_envelope(f->sp, CUST, id, &e, &err);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err.msg, ": File too large"));
+    assert_int_equal(count_dir(f, CUST "/tmp"), 0);
+    {
+        char big_read[4000];
+
+        assert_int_equal(read_all(f->sp, id, &seen, big_read, sizeof(big_read)), sizeof(big));
+        assert_memory_equal(big_read, big, sizeof(big));
+        assert_int_equal(seen.nrcpt, 2);
+    }
+    (void)buf;
+    envelope_clear(&e);
+}
+
+static void
+test_lock(void **state)
+{
+    struct fixture *f = *state;
+    struct errbuf err;
+    struct stat st;
+    char path[256];
+    int fd1, fd2;
+
+    assert_int_equal(spool_lock(f->sp, CUST, false, &fd1, &err), 1);
+    assert_true(fd1 >= 0);
+    assert_int_equal(lstat(path_of(f, CUST "/.lock", path, sizeof(path)), &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(spool_lock(f->sp, CUST, false, &fd2, &err), 0);
+    assert_int_equal(fd2, -1);
+    spool_unlock(fd1);
+    assert_int_equal(spool_lock(f->sp, CUST, true, &fd2, &err), 1);
+    spool_unlock(fd2);
+    spool_unlock(-1);
+    assert_int_equal(spool_lock(f->sp, "a/b", false, &fd1, &err), -1);
+    assert_string_equal(err.msg, "bad customer name 'a/b': contains '/'");
+}
+
+static void
+test_lock_symlink_refused(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], want[256], id[SPOOL_ID_MAX];
+    struct errbuf err;
+    int fd;
+
+    store(f->sp, CUST, "x", 1, 1, id);
+    assert_int_equal(symlink("/tmp/test_spool_target", path_of(f, CUST "/.lock", path,
+                                                                sizeof(path))), 0);
+    assert_int_equal(spool_lock(f->sp, CUST, false, &fd, &err), -1);
+    assert_int_equal(str_printf(want, sizeof(want), "open %s/" CUST
+                                "/.lock: is a symbolic link (refused)", f->root), 0);
+    assert_string_equal(err.msg, want);
+}
+
+struct worker {
+    struct spool *sp;
+    int failures;
+};
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *wk = arg;
+    struct spool_writer *w;
+    struct envelope e;
+    struct errbuf err;
+    char id[SPOOL_ID_MAX];
+    int i;
+
+    envelope_init(&e);
+    (void)str_copy(e.customer, sizeof(e.customer), CUST);
+    e.arrival = 1;
+    if (envelope_set_sender(&e, "", NULL, &err) < 0 || envelope_add_rcpt(&e, "r@x", NULL, &err) < 0)
+        wk->failures++;
+    for (i = 0; i < 200; i++)
+        if (spool_writer_open(wk->sp, &e, &w, &err) < 0 ||
+            spool_writer_write(w, "body\n", 5, &err) < 0 || spool_writer_commit(w, id, &err) < 0)
+            wk->failures++;
+    envelope_clear(&e);
+    return NULL;
+}
+
+static int
+id_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct spool_entry *)a)->id, ((const struct spool_entry *)b)->id);
+}
+
+static void
+test_concurrent_writers(void **state)
+{
+    struct fixture *f = *state;
+    struct worker wk[4];
+    pthread_t th[4];
+    struct spool_entry *v;
+    struct errbuf err;
+    size_t n, i;
+
+    for (i = 0; i < 4; i++) {
+        wk[i].sp = f->sp;
+        wk[i].failures = 0;
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &wk[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(wk[i].failures, 0);
+    }
+    assert_int_equal(spool_list(f->sp, CUST, &v, &n, &err), 0);
+    assert_int_equal(n, 800);
+    qsort(v, n, sizeof(*v), id_cmp);
+    for (i = 1; i < n; i++)
+        assert_int_not_equal(strcmp(v[i - 1].id, v[i].id), 0);
+    x_free(v);
+    assert_int_equal(count_dir(f, CUST "/tmp"), 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_write_read_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_body_streamed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_id_shape, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_and_stats_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_customers, setup, teardown),
+        cmocka_unit_test(test_customers_missing_root),
+        cmocka_unit_test_setup_teardown(test_customer_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_efbig, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_customer_is_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_symlink_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_bad_envelope, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_link_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_long_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewrite_envelope, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewrite_fails_keeps_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_symlink_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
