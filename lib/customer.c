@@ -232,7 +232,8 @@ struct outbuf {
 static void
 out_add(struct outbuf *o, const char *key, const char *val)
 {
-    size_t need = strlen(key) + strlen(val) + 2;
+    size_t klen = strlen(key), vlen = strlen(val);
+    size_t need = klen + vlen + 2;      /* "key=val\n"; no NUL is kept */
     char *p;
 
     if (o->failed)
@@ -253,7 +254,12 @@ out_add(struct outbuf *o, const char *key, const char *val)
         o->data = p;
         o->cap = cap;
     }
-    o->len += (size_t)snprintf(o->data + o->len, o->cap - o->len, "%s=%s\n", key, val);
+    p = o->data + o->len;
+    memcpy(p, key, klen);
+    p[klen] = '=';
+    memcpy(p + klen + 1, val, vlen);
+    p[klen + 1 + vlen] = '\n';
+    o->len += need;
 }
 
 static void

@@ -268,6 +268,43 @@ test_corrupt_whole(void **state)
     assert_null(c);
 }
 
+/* Every record size across the encoder's buffer boundaries (256, 512):
+ * found by fuzz_custsrc, an exact fit once lost the last newline. */
+static void
+test_roundtrip_every_length(void **state)
+{
+    char label[64];
+    size_t n;
+
+    (void)state;
+    for (n = 1; n <= 63; n++) {
+        struct customer *c = customer_new(), *back = NULL;
+        struct errbuf err;
+        char *buf = NULL, *again = NULL;
+        size_t len, len2, k;
+
+        assert_non_null(c);
+        assert_int_equal(str_copy(c->name, sizeof(c->name), "acme"), 0);
+        memset(label, 'a', n);
+        label[n] = '\0';
+        for (k = 0; k < 6; k++) {
+            label[0] = (char)('a' + k);
+            assert_int_equal(customer_add_domain(c, label), 0);
+        }
+        assert_int_equal(customer_encode(c, &buf, &len), 0);
+        assert_null(memchr(buf, '\0', len));
+        assert_int_equal(buf[len - 1], '\n');
+        assert_int_equal(customer_decode(buf, len, &back, &err), 0);
+        assert_int_equal(customer_encode(back, &again, &len2), 0);
+        assert_int_equal(len, len2);
+        assert_memory_equal(buf, again, len);
+        customer_free(c);
+        customer_free(back);
+        x_free(buf);
+        x_free(again);
+    }
+}
+
 int
 main(void)
 {
@@ -278,6 +315,7 @@ main(void)
         cmocka_unit_test(test_enums),
         cmocka_unit_test(test_corrupt),
         cmocka_unit_test(test_corrupt_whole),
+        cmocka_unit_test(test_roundtrip_every_length),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
