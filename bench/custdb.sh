@@ -1,18 +1,22 @@
 #!/bin/sh
 # custdb.sh - does the customer table scale? Compiles 1,000 and 1,000,000
 # customers and compares lookup rates (targets: compile of 1M < 60 s;
-# lookups/s at 1M within 10% of 1k). Builds nothing itself.
+# lookups/s at 1M within 10% of 1k).
 #
 # Usage: bench/custdb.sh [BENCH_BINARY [WORKDIR]]
-#   BENCH_BINARY  default: ../build/bench/bench_custdb relative to this script
+#   BENCH_BINARY  default: build/release/bench/bench_custdb (built if missing)
 #   WORKDIR       default: a new directory under /tmp (removed afterwards)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-bench=${1:-$here/../build/bench/bench_custdb}
+bench=${1:-$here/../build/release/bench/bench_custdb}
 work=${2:-}
 lookups=${LOOKUPS:-2000000}
 
+if [ $# -eq 0 ] && [ ! -x "$bench" ]; then
+  cmake -S "$here/.." -B "$here/../build/release" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$here/../build/release" --target bench_custdb -j2 >/dev/null
+fi
 [ -x "$bench" ] || { echo "custdb.sh: $bench: no bench binary (build target bench_custdb)" >&2; exit 1; }
 if [ -z "$work" ]; then
   work=$(mktemp -d /tmp/bench_custdb.XXXXXX)
