@@ -187,6 +187,9 @@ vlog(enum log_sev sev, int errnum, const char *fmt, va_list ap)
         syslog(sev_priority(sev), "%s", text);
     else
         emit_stderr(st.prog, text);
+    /* Like Postfix: a fatal error also reaches the admin's terminal. */
+    if (sev == SEV_FATAL && st.dest == LOG_DEST_SYSLOG && isatty(STDERR_FILENO))
+        emit_stderr(st.prog, text);
 }
 
 #define LOG_FN(name, sev, with_errno)                 \
