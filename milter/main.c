@@ -1,0 +1,120 @@
+/*
+ * main.c - autoturn-milter start-up: options, configuration, the listening
+ * socket (created by libmilter as root, given its mode and group), the
+ * shared objects every callback thread uses (customer table reader,
+ * spool), privilege drop, then libmilter's main loop.
+ *
+ * Signals are libmilter's: it blocks them in every thread and waits for
+ * SIGHUP, SIGTERM and SIGINT in its own thread; each one stops the milter
+ * after the current sessions. The customer table needs no reload (the
+ * reader switches to a newly compiled table by itself); a changed
+ * autoturn.conf needs a restart.
+ */
+#include <errno.h>
+#include <libmilter/mfapi.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "milter.h"
+#include "util.h"
+
+#define EXIT_CONFIG 78    /* sysexits EX_CONFIG, as daemon_start */
+
+struct milter_state milter;
+static struct config milter_cfg;
+
+/* check_config - what the milter needs beyond what config_load checks. */
+static void
+check_config(const struct config *cfg)
+{
+    if (cfg->milter.listen.count != 1) {
+        log_errorx("%s: milter listen: exactly one socket is supported (libmilter), %zu given",
+                   cfg->file, cfg->milter.listen.count);
+        exit(EXIT_CONFIG);
+    }
+    if (cfg->milter.max_recipients == 0 || cfg->milter.timeout == 0 ||
+        cfg->milter.timeout > INT_MAX) {
+        log_errorx("%s: milter: max_recipients and timeout must be positive", cfg->file);
+        exit(EXIT_CONFIG);
+    }
+}
+
+/* setup_state - the table reader, the spool and the notice target. */
+static void
+setup_state(const struct config *cfg)
+{
+    struct errbuf err;
+
+    milter.cfg = cfg;
+    if ((milter.db = custdb_new(cfg->customers_table)) == NULL ||
+        (milter.spool = spool_new(cfg->spool_dir)) == NULL)
+        log_fatalx("out of memory");
+    custdb_set_check_interval(milter.db, cfg->customers_check_interval > UINT_MAX
+                              ? UINT_MAX : (unsigned)cfg->customers_check_interval);
+    if (custdb_refresh(milter.db, &err) < 0)
+        log_warnx("customer table: %s (every held domain gets 451 4.3.0 until it is usable)",
+                  err.msg);
+    if (cfg->flusher.control.kind == SOCKSPEC_UNIX)
+        (void)str_copy(milter.notify_path, sizeof(milter.notify_path),
+                       cfg->flusher.control.path);
+    else
+        log_warnx("flusher control is not a unix: socket; AutoTURN connect notices are off");
+}
+
+/* open_socket - register the filter and let libmilter bind, as root. */
+static void
+open_socket(const struct config *cfg, char *conn, size_t size)
+{
+    const struct sockspec *spec = &cfg->milter.listen.spec[0];
+    struct errbuf err;
+
+    if (listen_conn_string(spec, conn, size) < 0)
+        log_fatalx("milter listen: socket specification too long");
+    if (smfi_register(*session_desc()) != MI_SUCCESS)
+        log_fatalx("smfi_register failed");
+    if (smfi_setconn(conn) != MI_SUCCESS || smfi_settimeout((int)cfg->milter.timeout) !=
+        MI_SUCCESS)
+        log_fatalx("smfi_setconn %s failed", conn);
+    if (smfi_opensocket(true) != MI_SUCCESS)
+        log_fatalx("cannot listen on %s (in use, or a bad address or directory?)", conn);
+    if (listen_setup(spec, &err) < 0 ||
+        daemon_socket_group(spec, cfg->milter.socket_group, &err) < 0)
+        log_fatalx("%s: %s", conn, err.msg);
+}
+
+/* check_spool - after the drop: the spool must be ours to write. */
+static void
+check_spool(const struct config *cfg)
+{
+    if (access(cfg->spool_dir, W_OK | X_OK) < 0)
+        log_fatal("spool directory %s (user %s)", cfg->spool_dir, cfg->milter.user);
+}
+
+int
+main(int argc, char **argv)
+{
+    char conn[MILTER_CONN_MAX];
+    struct daemon_opts o;
+    int rc;
+
+    daemon_parse_args(argc, argv, MILTER_PROG,
+                      "Milter that holds mail for customers who are not always online.", &o);
+    daemon_start(&o, MILTER_PROG, &milter_cfg);
+    check_config(&milter_cfg);
+    setup_state(&milter_cfg);
+    open_socket(&milter_cfg, conn, sizeof(conn));
+    daemon_detach(&o);
+    daemon_drop_privileges(MILTER_PROG, milter_cfg.milter.user, milter_cfg.milter.group);
+    if (geteuid() == 0 || getuid() == 0)
+        log_fatalx("refusing to run as root");
+    check_spool(&milter_cfg);
+    log_info("starting: listening on %s, spool %s, table %s", conn, milter_cfg.spool_dir,
+             milter_cfg.customers_table);
+    rc = smfi_main();
+    log_info("stopping");
+    custdb_free(milter.db);
+    spool_free(milter.spool);
+    return rc == MI_SUCCESS ? 0 : 1;
+}
