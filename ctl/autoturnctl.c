@@ -28,7 +28,7 @@ static const struct command commands[] = {
     {"lookup", cmd_lookup, "domain|address VALUE", "which customer holds VALUE, and why"},
     {"secret", cmd_secret, "", "make a stored secret from a password (stdin)"},
     {"queue", cmd_queue, "[CUSTOMER]", "show held mail (like mailq)"},
-    {"grant", cmd_grant, "IP [--user U] [--ttl D]", "let IP relay for a while (roaming user)"},
+    {"grant", cmd_grant, "IP [--user U] [--customer C] [--ttl D]", "let IP relay for a while"},
     {"revoke", cmd_revoke, "IP", "end the grant of IP"},
     {"grants", cmd_grants, "", "list live grants"},
 };

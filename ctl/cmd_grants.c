@@ -1,16 +1,207 @@
 /*
- * cmd_grants.c - placeholder until the policy service lands: grant,
- * revoke and grants report that the command is not available yet.
+ * cmd_grants.c - autoturnctl grant, revoke and grants: ask autoturn-policyd
+ * over its control socket (policyd control = in autoturn.conf) to let an
+ * address relay for a while, to end that, and to list live grants.
+ * Used by hand and by a Dovecot post-login script (conf/dovecot-post-login.sh).
  */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "addr.h"
 #include "commands.h"
+#include "ctlproto.h"
+#include "units.h"
+#include "util.h"
+
+#define GRANTS_TIMEOUT_MS 10000
+
+struct grant_opts {
+    const char *ip;
+    const char *user;
+    const char *ttl;
+    const char *customer;
+};
+
+/* ask - send req to the policy service; EXIT_OK with *final_r, or exit code */
 
 static int
-not_yet(struct cli_ctx *ctx)
+ask(struct cli_ctx *ctx, const struct ctl_msg *req, ctl_data_fn *datafn, void *dctx,
+    struct ctl_msg *final_r)
 {
-    cli_errx("%s: autoturn-policyd is not part of this build", ctx->argv[0]);
-    return EXIT_UNAVAILABLE;
+    const struct config *cfg = cli_config(ctx);
+    struct errbuf err;
+
+    if (cfg == NULL)
+        return EXIT_CONFIG;
+    if (cfg->policyd.control.kind != SOCKSPEC_UNIX) {
+        cli_errx("policyd control socket is not a unix: socket");
+        return EXIT_CONFIG;
+    }
+    if (ctl_request(cfg->policyd.control.path, req, datafn, dctx, final_r, GRANTS_TIMEOUT_MS,
+                    &err) < 0) {
+        cli_errx("autoturn-policyd does not answer: %s", err.msg);
+        return EXIT_UNAVAILABLE;
+    }
+    if (strcmp(final_r->verb, "ERR") == 0) {
+        const char *code = ctl_msg_get(final_r, "code"), *text = ctl_msg_get(final_r, "text");
+
+        cli_errx("%s: %s (%s)", ctx->argv[0], text ? text : "error", code ? code : "?");
+        if (code != NULL && strcmp(code, "bad-request") == 0)
+            return EXIT_USAGE;
+        if (code != NULL && strcmp(code, "unknown-customer") == 0)
+            return EXIT_NOTFOUND;
+        return EXIT_SOFTWARE;
+    }
+    return EXIT_OK;
 }
 
-int cmd_grant(struct cli_ctx *ctx) { return not_yet(ctx); }
-int cmd_revoke(struct cli_ctx *ctx) { return not_yet(ctx); }
-int cmd_grants(struct cli_ctx *ctx) { return not_yet(ctx); }
+/* parse_grant_args - IP [--user U] [--ttl D] [--customer NAME], options
+ * before or after IP; -c FILE and -h as everywhere */
+
+static int
+parse_grant_args(struct cli_ctx *ctx, struct grant_opts *o)
+{
+    const char **slot;
+    int i;
+
+    memset(o, 0, sizeof(*o));
+    for (i = 1; i < ctx->argc; i++) {
+        const char *a = ctx->argv[i];
+
+        if (strcmp(a, "--user") == 0)
+            slot = &o->user;
+        else if (strcmp(a, "--ttl") == 0)
+            slot = &o->ttl;
+        else if (strcmp(a, "--customer") == 0)
+            slot = &o->customer;
+        else if (strcmp(a, "-c") == 0)
+            slot = &ctx->config_path;
+        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            printf("usage: autoturnctl [-c FILE] grant IP [--user U] [--ttl D] "
+                   "[--customer NAME]\n");
+            return -2;
+        } else if (a[0] == '-')
+            return cli_usage_error("grant: bad option '%s'", a), -1;
+        else if (o->ip != NULL)
+            return cli_usage_error("grant: unexpected argument '%s'", a), -1;
+        else {
+            o->ip = a;
+            continue;
+        }
+        if (++i >= ctx->argc)
+            return cli_usage_error("grant: %s needs a value", a), -1;
+        *slot = ctx->argv[i];
+    }
+    if (o->ip == NULL)
+        return cli_usage_error("grant: expected IP [--user U] [--ttl D]"), -1;
+    return 0;
+}
+
+static int
+check_grant_args(const struct grant_opts *o)
+{
+    struct ipaddr a;
+    uint64_t secs;
+    const char *e;
+
+    if (ipaddr_parse(o->ip, &a, &e) < 0)
+        return cli_usage_error("grant: bad IP address '%s': %s", o->ip, e), -1;
+    if (o->ttl != NULL && units_parse_duration(o->ttl, &secs, &e) < 0)
+        return cli_usage_error("grant: bad --ttl '%s': %s", o->ttl, e), -1;
+    if (o->ttl != NULL && secs == 0)
+        return cli_usage_error("grant: bad --ttl '%s': must be at least 1s", o->ttl), -1;
+    return 0;
+}
+
+int
+cmd_grant(struct cli_ctx *ctx)
+{
+    struct grant_opts o;
+    struct ctl_msg req, fin;
+    const char *exp;
+    int rc;
+
+    if ((rc = parse_grant_args(ctx, &o)) < 0)
+        return rc == -2 ? EXIT_OK : EXIT_USAGE;
+    if (check_grant_args(&o) < 0)
+        return EXIT_USAGE;
+    if (ctl_msg_init(&req, "GRANT") < 0 || ctl_msg_add(&req, "ip", o.ip) < 0 ||
+        (o.user && ctl_msg_add(&req, "user", o.user) < 0) ||
+        (o.ttl && ctl_msg_add(&req, "ttl", o.ttl) < 0) ||
+        (o.customer && ctl_msg_add(&req, "customer", o.customer) < 0)) {
+        cli_errx("grant: argument too long");
+        return EXIT_USAGE;
+    }
+    if ((rc = ask(ctx, &req, NULL, NULL, &fin)) != EXIT_OK)
+        return rc;
+    exp = ctl_msg_get(&fin, "expires");
+    printf("granted %s until %s\n", o.ip, exp ? exp : "?");
+    return EXIT_OK;
+}
+
+int
+cmd_revoke(struct cli_ctx *ctx)
+{
+    struct ctl_msg req, fin;
+    struct ipaddr a;
+    const char *e, *removed;
+    int first, rc;
+
+    if ((first = cli_positional(ctx, 1, 1)) < 0)
+        return first == -2 ? EXIT_OK : EXIT_USAGE;
+    if (ipaddr_parse(ctx->argv[first], &a, &e) < 0)
+        return cli_usage_error("revoke: bad IP address '%s': %s", ctx->argv[first], e);
+    if (ctl_msg_init(&req, "REVOKE") < 0 || ctl_msg_add(&req, "ip", ctx->argv[first]) < 0)
+        return cli_usage_error("revoke: argument too long");
+    if ((rc = ask(ctx, &req, NULL, NULL, &fin)) != EXIT_OK)
+        return rc;
+    removed = ctl_msg_get(&fin, "removed");
+    if (removed != NULL && strcmp(removed, "0") == 0) {
+        cli_errx("revoke: no grant for %s", ctx->argv[first]);
+        return EXIT_NOTFOUND;
+    }
+    printf("revoked %s\n", ctx->argv[first]);
+    return EXIT_OK;
+}
+
+static void
+print_grant(void *ctx, const struct ctl_msg *m)
+{
+    const char *v[4] = {ctl_msg_get(m, "ip"), ctl_msg_get(m, "user"),
+                        ctl_msg_get(m, "customer"), ctl_msg_get(m, "expires")};
+    char when[32] = "?";
+    time_t t;
+    struct tm tm;
+    size_t i;
+
+    if (!*(bool *)ctx)
+        printf("%-39s %-24s %-16s %s\n", "ADDRESS", "USER", "CUSTOMER", "EXPIRES");
+    *(bool *)ctx = true;
+    for (i = 0; i < ARRAY_LEN(v); i++)
+        if (v[i] == NULL || v[i][0] == '\0')
+            v[i] = "-";
+    if (strcmp(v[3], "-") != 0) {
+        t = (time_t)strtoll(v[3], NULL, 10);
+        if (localtime_r(&t, &tm) != NULL)
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    }
+    printf("%-39s %-24s %-16s %s\n", v[0], v[1], v[2], when);
+}
+
+int
+cmd_grants(struct cli_ctx *ctx)
+{
+    struct ctl_msg req, fin;
+    bool header = false;
+    int first, rc;
+
+    if ((first = cli_positional(ctx, 0, 0)) < 0)
+        return first == -2 ? EXIT_OK : EXIT_USAGE;
+    ctl_msg_init(&req, "GRANTS");
+    if ((rc = ask(ctx, &req, print_grant, &header, &fin)) != EXIT_OK)
+        return rc;
+    if (!header)
+        printf("no live grants\n");
+    return EXIT_OK;
+}

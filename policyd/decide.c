@@ -1,0 +1,328 @@
+/*
+ * decide.c - the decisions of autoturn-policyd, one policy request at a
+ * time: relay (OK for a relay-enabled customer's network or a live grant,
+ * never for a held domain, DUNNO otherwise), grants on SMTP AUTH, the
+ * AutoTURN notice (one flush request per address per notify_interval) and
+ * ETRN (flush toward an authorised client; toward the customer's own host
+ * or MX otherwise; never toward an unauthorised asker). Owns the AutoTURN
+ * dedup cache: a fixed direct-mapped table keyed by a seeded address hash
+ * (a collision can cause one extra notice, never a lost one).
+ *
+ * SECURITY: every attribute comes from the network through policy.c
+ * (bounded, no control characters). client_address is parsed strictly;
+ * only names found in the customer table are echoed in replies. A table
+ * lookup error is never "not found": relay gets DUNNO, ETRN a 4xx.
+ */
+#include <inttypes.h>
+#include <unistd.h>
+
+#include "ctlproto.h"
+#include "decide.h"
+#include "log.h"
+#include "util.h"
+
+struct decide_notify {
+    struct ipaddr addr;
+    int64_t last;
+};
+
+/* what one request is about, looked up once */
+struct ctx {
+    const struct policy_request *req;
+    int64_t now;
+    bool have_addr;
+    struct ipaddr addr;
+    char ip[IPADDR_TEXT_MAX];
+    int addr_rc;                       /* custdb_lookup_addr: 1/0/-1 */
+    struct customer *addr_cust;
+    bool granted;
+    char grant_customer[CUSTOMER_NAME_MAX + 1];
+};
+
+int
+decide_init(struct decide *d, const struct config *cfg, struct custdb *db, struct grants *g)
+{
+    d->cfg = cfg;
+    d->db = db;
+    d->grants = g;
+    d->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    d->notify = x_calloc(DECIDE_NOTIFY_SLOTS, sizeof(*d->notify));
+    return d->notify == NULL ? -1 : 0;
+}
+
+void
+decide_free(struct decide *d)
+{
+    x_free(d->notify);
+    d->notify = NULL;
+}
+
+/* decide_flush - fire-and-forget FLUSH to the flusher */
+
+int
+decide_flush(struct decide *d, const char *customer, const char *to, const char *reason)
+{
+    const struct sockspec *spec = &d->cfg->flusher.control;
+    struct ctl_msg m;
+    struct errbuf err;
+
+    if (spec->kind != SOCKSPEC_UNIX) {
+        log_warnx("%s: flush request not sent: flusher control socket is not unix:", customer);
+        return -1;
+    }
+    if (ctl_msg_init(&m, "FLUSH") < 0 || ctl_msg_add(&m, "customer", customer) < 0 ||
+        (to != NULL && ctl_msg_add(&m, "to", to) < 0) ||
+        ctl_msg_add(&m, "reason", reason) < 0 || ctl_msg_add(&m, "source", "policyd") < 0) {
+        log_warnx("%s: flush request not sent: cannot encode it", customer);
+        return -1;
+    }
+    if (ctl_notify(spec->path, &m, &err) < 0) {
+        log_warnx("%s: flush request not sent: %s", customer, err.msg);
+        return -1;
+    }
+    log_info("%s: flush requested, to=%s, reason=%s", customer, to ? to : "(customer host)",
+             reason);
+    return 0;
+}
+
+/* --- lookups --- */
+
+/* login_customer - the customer a SASL login belongs to: the customer
+ * named like the login, else the one holding the login's domain part. */
+
+static int
+login_customer(struct decide *d, const char *login, char *name, size_t size)
+{
+    struct customer *c = NULL;
+    struct errbuf err;
+    const char *at, *e;
+    int rc = 0;
+
+    if (customer_name_valid(login, &e))
+        rc = custdb_lookup_name(d->db, login, NULL, &err);
+    if (rc == 1)
+        return str_copy(name, size, login) < 0 ? 0 : 1;
+    if (rc == 0 && (at = strrchr(login, '@')) != NULL && at[1] != '\0')
+        rc = custdb_lookup_domain(d->db, at + 1, &c, NULL, &err);
+    if (rc < 0) {
+        log_warnx("sasl_username=%s: customer lookup failed: %s", login, err.msg);
+        return -1;
+    }
+    if (rc == 1 && str_copy(name, size, c->name) < 0)
+        rc = 0;
+    customer_free(c);
+    return rc;
+}
+
+/* record_login - a request with sasl_username creates or renews a grant */
+
+static void
+record_login(struct decide *d, struct ctx *x)
+{
+    const char *user = x->req->sasl_username;
+    char cust[CUSTOMER_NAME_MAX + 1] = "";
+    struct grant_info gi;
+    struct errbuf err;
+    int had;
+
+    had = grants_get(d->grants, &x->addr, x->now, &gi) == 1 && strcmp(gi.user, user) == 0;
+    if (had && x->now + (int64_t)d->cfg->policyd.grant_ttl <= gi.expires)
+        return;
+    if (had)
+        str_copy(cust, sizeof(cust), gi.customer);
+    else if (login_customer(d, user, cust, sizeof(cust)) < 0)
+        cust[0] = '\0';
+    if (grants_set(d->grants, &x->addr, user, cust,
+                   x->now + (int64_t)d->cfg->policyd.grant_ttl, x->now, &err) < 0)
+        log_warnx("grant ip=%s user=%s: %s", x->ip, user, err.msg);
+    if (!had)
+        log_info("grant: ip=%s, user=%s, customer=%s, source=smtp-auth, ttl=%" PRIu64 "s",
+                 x->ip, user, cust[0] ? cust : "(none)", d->cfg->policyd.grant_ttl);
+}
+
+static void
+ctx_init(struct decide *d, struct ctx *x, const struct policy_request *req, int64_t now)
+{
+    struct grant_info gi;
+    struct errbuf err;
+    const char *e;
+
+    memset(x, 0, sizeof(*x));
+    x->req = req;
+    x->now = now;
+    x->have_addr = ipaddr_parse(req->client_address, &x->addr, &e) == 0;
+    if (!x->have_addr)
+        return;
+    ipaddr_format(&x->addr, x->ip, sizeof(x->ip));
+    if (req->sasl_username[0] != '\0')
+        record_login(d, x);
+    x->addr_rc = custdb_lookup_addr(d->db, &x->addr, &x->addr_cust, NULL, &err);
+    if (x->addr_rc < 0)
+        log_warnx("client_address=%s: customer lookup failed: %s", x->ip, err.msg);
+    if (grants_get(d->grants, &x->addr, now, &gi) == 1) {
+        x->granted = true;
+        str_copy(x->grant_customer, sizeof(x->grant_customer), gi.customer);
+    }
+}
+
+/* --- AutoTURN --- */
+
+static bool
+notify_due(struct decide *d, const struct ipaddr *a, int64_t now)
+{
+    uint64_t h = d->seed ^ 0xcbf29ce484222325ull;
+    struct decide_notify *slot;
+    size_t i;
+
+    for (i = 0; i < sizeof(a->bytes); i++)
+        h = (h ^ a->bytes[i]) * 0x100000001b3ull;
+    slot = &d->notify[(h ^ (h >> 32)) & (DECIDE_NOTIFY_SLOTS - 1)];
+    if (slot->last != 0 && ipaddr_equal(&slot->addr, a) &&
+        now < slot->last + (int64_t)d->cfg->policyd.notify_interval)
+        return false;
+    slot->addr = *a;
+    slot->last = now;
+    return true;
+}
+
+/* autoturn_notice - a customer allowed to trigger on connect showed up */
+
+static void
+autoturn_notice(struct decide *d, struct ctx *x)
+{
+    struct customer *c = NULL;
+    struct errbuf err;
+    const char *name = NULL;
+
+    if (x->addr_rc == 1 && (x->addr_cust->triggers & TRIGGER_CONNECT))
+        name = x->addr_cust->name;
+    else if (x->addr_rc == 0 && x->granted && x->grant_customer[0] != '\0') {
+        int rc = custdb_lookup_name(d->db, x->grant_customer, &c, &err);
+
+        if (rc < 0)
+            log_warnx("%s: customer lookup failed: %s", x->grant_customer, err.msg);
+        if (rc == 1 && (c->triggers & TRIGGER_CONNECT))
+            name = c->name;
+    }
+    if (name != NULL && notify_due(d, &x->addr, x->now))
+        decide_flush(d, name, x->ip, "connect");
+    customer_free(c);
+}
+
+/* --- relay --- */
+
+static const char *
+relay_decide(struct decide *d, struct ctx *x)
+{
+    const char *rcpt = x->req->recipient, *at;
+    struct errbuf err;
+    int rc;
+
+    if (!x->have_addr || strcmp(x->req->protocol_state, "RCPT") != 0 ||
+        strcmp(x->req->policy_context, "notice") == 0)
+        return "DUNNO";
+    if ((at = strrchr(rcpt, '@')) != NULL && at[1] != '\0') {
+        rc = custdb_lookup_domain(d->db, at + 1, NULL, NULL, &err);
+        if (rc < 0)
+            log_warnx("recipient=%s: customer lookup failed: %s", rcpt, err.msg);
+        if (rc != 0)
+            return "DUNNO";          /* held domain or lookup error: Postfix decides */
+    }
+    if (x->granted)
+        return "OK";
+    if (x->addr_rc == 1 && x->addr_cust->relay)
+        return "OK";
+    return "DUNNO";
+}
+
+/* --- ETRN --- */
+
+static int
+etrn_customer(struct decide *d, const char *dom, struct customer **c_r)
+{
+    struct errbuf err;
+    const char *e;
+    int rc;
+
+    rc = custdb_lookup_domain(d->db, dom, c_r, NULL, &err);
+    if (rc == 0 && customer_name_valid(dom, &e))
+        rc = custdb_lookup_name(d->db, dom, c_r, &err);
+    if (rc < 0)
+        log_warnx("ETRN %s: customer lookup failed: %s", dom, err.msg);
+    return rc;
+}
+
+/* etrn_authorised - registered address, SASL login of that customer, or
+ * a grant tied to it */
+
+static int
+etrn_authorised(struct decide *d, struct ctx *x, const struct customer *c)
+{
+    char cust[CUSTOMER_NAME_MAX + 1];
+    int rc;
+
+    if (!x->have_addr)
+        return 0;
+    if (x->addr_rc == 1 && strcmp(x->addr_cust->name, c->name) == 0)
+        return 1;
+    if (x->granted && strcmp(x->grant_customer, c->name) == 0)
+        return 1;
+    if (x->req->sasl_username[0] != '\0') {
+        rc = login_customer(d, x->req->sasl_username, cust, sizeof(cust));
+        if (rc != 0)
+            return rc < 0 ? -1 : strcmp(cust, c->name) == 0;
+    }
+    return x->addr_rc < 0 ? -1 : 0;
+}
+
+static void
+etrn_decide(struct decide *d, struct ctx *x, char *action, size_t size)
+{
+    const char *dom = x->req->etrn_domain;
+    struct customer *c = NULL;
+    int rc;
+
+    str_copy(action, size, "DUNNO");
+    if (dom[0] == '\0' || (rc = etrn_customer(d, dom, &c)) == 0)
+        return;
+    if (rc < 0 || (rc = etrn_authorised(d, x, c)) < 0) {
+        str_copy(action, size, DECIDE_TEMPFAIL);
+    } else if (!(c->triggers & TRIGGER_ETRN)) {
+        log_info("%s: ETRN %s from %s refused: trigger etrn not enabled", c->name, dom,
+                 x->have_addr ? x->ip : "(unknown)");
+        str_printf(action, size, DECIDE_ETRN_DISABLED, dom);
+    } else if (rc == 1) {
+        if (decide_flush(d, c->name, x->ip, "etrn") < 0)
+            str_copy(action, size, DECIDE_TEMPFAIL);
+    } else if (c->delivery == DELIVERY_HOST || c->delivery == DELIVERY_MX) {
+        if (decide_flush(d, c->name, NULL, "etrn") < 0)
+            str_copy(action, size, DECIDE_TEMPFAIL);
+    } else {
+        log_info("%s: ETRN %s from %s refused: not authorised", c->name, dom,
+                 x->have_addr ? x->ip : "(unknown)");
+        str_printf(action, size, DECIDE_ETRN_DENIED, dom);
+    }
+    customer_free(c);
+}
+
+/* decide_request - see decide.h */
+
+void
+decide_request(struct decide *d, const struct policy_request *req, int64_t now,
+               char *action, size_t size)
+{
+    struct ctx x;
+
+    ctx_init(d, &x, req, now);
+    if (str_ieq(req->protocol_state, "ETRN")) {
+        etrn_decide(d, &x, action, size);
+    } else {
+        if (x.have_addr)
+            autoturn_notice(d, &x);
+        str_copy(action, size, relay_decide(d, &x));
+    }
+    log_debug("client_address=%s, protocol_state=%s, recipient=%s, etrn_domain=%s: action=%s",
+              req->client_address, req->protocol_state, req->recipient, req->etrn_domain,
+              action);
+    customer_free(x.addr_cust);
+}
