@@ -901,6 +901,17 @@ probe(struct custdb *db, struct snap *s, const void *key, size_t klen, const cha
     return 1;
 }
 
+/* record_is_named - the encoded record starts with "name=NAME\n"
+ * (customer_encode writes the name first). */
+static bool
+record_is_named(const char *val, size_t vlen, const char *name)
+{
+    size_t n = strlen(name);
+
+    return vlen > n + 5 && memcmp(val, "name=", 5) == 0 && memcmp(val + 5, name, n) == 0 &&
+           val[5 + n] == '\n';
+}
+
 static int
 by_name(struct custdb *db, struct snap *s, const char *name, struct customer **c_r,
         struct errbuf *err)
@@ -916,6 +927,9 @@ by_name(struct custdb *db, struct snap *s, const char *name, struct customer **c
         return 0;
     if ((r = probe(db, s, key, key_text(key, 'N', name), &val, &vlen, err)) <= 0)
         return r;
+    if (c_r == NULL)        /* existence only: the record must at least carry the name */
+        return record_is_named(val, vlen, name) ? 1
+                                                : corrupt(db, err, "record under the wrong name");
     if (customer_decode(val, vlen, &c, &why) < 0) {
         errbuf_set(err, "customer table %s: corrupt (customer '%s': %s)", db->path, name,
                    why.msg);
@@ -925,10 +939,7 @@ by_name(struct custdb *db, struct snap *s, const char *name, struct customer **c
         customer_free(c);
         return corrupt(db, err, "record under the wrong name");
     }
-    if (c_r != NULL)
-        *c_r = c;
-    else
-        customer_free(c);
+    *c_r = c;
     return 1;
 }
 

@@ -278,7 +278,7 @@ customer_encode(const struct customer *c, char **buf_r, size_t *len_r)
     char text[SECRET_TEXT_LEN + IPNET_TEXT_MAX + 1];
     size_t i;
 
-    out_add(&o, "name", c->name);
+    out_add(&o, "name", c->name);          /* first: custdb checks existence by it */
     out_add(&o, "delivery", delivery_mode_name(c->delivery));
     out_add(&o, "host", c->delivery_host);
     out_u64(&o, "port", c->port);

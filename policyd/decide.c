@@ -167,22 +167,34 @@ ctx_init(struct decide *d, struct ctx *x, const struct policy_request *req, int6
 
 /* --- AutoTURN --- */
 
-static bool
-notify_due(struct decide *d, const struct ipaddr *a, int64_t now)
+static struct decide_notify *
+notify_slot(struct decide *d, const struct ipaddr *a)
 {
     uint64_t h = d->seed ^ 0xcbf29ce484222325ull;
-    struct decide_notify *slot;
     size_t i;
 
     for (i = 0; i < sizeof(a->bytes); i++)
         h = (h ^ a->bytes[i]) * 0x100000001b3ull;
-    slot = &d->notify[(h ^ (h >> 32)) & (DECIDE_NOTIFY_SLOTS - 1)];
-    if (slot->last != 0 && ipaddr_equal(&slot->addr, a) &&
-        now < slot->last + (int64_t)d->cfg->policyd.notify_interval)
-        return false;
+    return &d->notify[(h ^ (h >> 32)) & (DECIDE_NOTIFY_SLOTS - 1)];
+}
+
+/* notify_recent - a notice for a went out less than notify_interval ago */
+static bool
+notify_recent(struct decide *d, const struct ipaddr *a, int64_t now)
+{
+    const struct decide_notify *slot = notify_slot(d, a);
+
+    return slot->last != 0 && ipaddr_equal(&slot->addr, a) &&
+           now < slot->last + (int64_t)d->cfg->policyd.notify_interval;
+}
+
+static void
+notify_mark(struct decide *d, const struct ipaddr *a, int64_t now)
+{
+    struct decide_notify *slot = notify_slot(d, a);
+
     slot->addr = *a;
     slot->last = now;
-    return true;
 }
 
 /* autoturn_notice - a customer allowed to trigger on connect showed up */
@@ -194,6 +206,8 @@ autoturn_notice(struct decide *d, struct ctx *x)
     struct errbuf err;
     const char *name = NULL;
 
+    if (notify_recent(d, &x->addr, x->now))
+        return;                        /* checked first: most requests stop here */
     if (x->addr_rc == 1 && (x->addr_cust->triggers & TRIGGER_CONNECT))
         name = x->addr_cust->name;
     else if (x->addr_rc == 0 && x->granted && x->grant_customer[0] != '\0') {
@@ -204,8 +218,10 @@ autoturn_notice(struct decide *d, struct ctx *x)
         if (rc == 1 && (c->triggers & TRIGGER_CONNECT))
             name = c->name;
     }
-    if (name != NULL && notify_due(d, &x->addr, x->now))
+    if (name != NULL) {
+        notify_mark(d, &x->addr, x->now);
         decide_flush(d, name, x->ip, "connect");
+    }
     customer_free(c);
 }
 
