@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "custdb.h"
+#include "custdb_compile.h"
 #include "util.h"
 
 #define DEFAULT_LOOKUPS 2000000ul

@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "custdb.h"
+#include "custdb_compile.h"
 #include "secret.h"
 #include "units.h"
 #include "util.h"

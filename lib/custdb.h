@@ -1,10 +1,10 @@
 /*
- * custdb.h - the compiled customer table (a tinycdb file): the compiler
- * (atomic: temp file, fsync, rename, fsync dir) and the reader (lookups by
- * name, by domain, by address; notices a new table file and switches to
- * it without a restart). Lookups cost O(1) in the number of customers:
- * a domain costs at most one probe per label; an address at most one
- * probe per distinct prefix length present in the table.
+ * custdb.h - the reader of the compiled customer table (a tinycdb file
+ * written by custdb_compile.h): lookups by name, by domain, by address;
+ * it notices a new table file and switches to it without a restart.
+ * Lookups cost O(1) in the number of customers: a domain costs at most
+ * one probe per label; an address at most one probe per distinct prefix
+ * length present in the table.
  *
  * The reader is thread-safe (the milter calls it from many threads).
  *
@@ -21,26 +21,6 @@
 #include "addr.h"
 #include "customer.h"
 #include "util.h"
-
-/* --- compiler --- */
-
-struct custdb_compile_stats {
-    size_t customers;
-    size_t domains;
-    size_t networks;
-};
-
-/* errfn receives "SRC:LINE: message" (or "SRC: message") per error. */
-typedef void custdb_error_fn(void *ctx, const char *msg);
-
-/* custdb_compile - parse src, check across customers (domain claimed by two
- * customers, duplicate names, the same network registered twice), and
- * write dst atomically. 0 on success; -1 if there was any error (dst is
- * then untouched and every error was passed to errfn). */
-int custdb_compile(const char *src, const char *dst, custdb_error_fn *errfn, void *ctx,
-                   struct custdb_compile_stats *stats);
-
-/* --- reader --- */
 
 struct custdb;
 

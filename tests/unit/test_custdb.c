@@ -21,6 +21,7 @@
 #include <cdb.h>
 
 #include "custdb.h"
+#include "custdb_compile.h"
 #include "util.h"
 
 #define SECRET_OK "{CRAM-MD5}0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
