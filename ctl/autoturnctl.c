@@ -31,6 +31,8 @@ static const struct command commands[] = {
     {"grant", cmd_grant, "IP [--user U] [--customer C] [--ttl D]", "let IP relay for a while"},
     {"revoke", cmd_revoke, "IP", "end the grant of IP"},
     {"grants", cmd_grants, "", "list live grants"},
+    {"flush", cmd_flush, "CUSTOMER [--to ADDR] [--wait]", "deliver held mail now"},
+    {"status", cmd_status, "[CUSTOMER]", "what autoturn-flusher is doing"},
 };
 
 static struct config loaded_config;

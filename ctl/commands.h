@@ -59,5 +59,7 @@ int cmd_queue(struct cli_ctx *ctx);          /* cmd_queue.c */
 int cmd_grant(struct cli_ctx *ctx);          /* cmd_grants.c: talk to autoturn-policyd */
 int cmd_revoke(struct cli_ctx *ctx);
 int cmd_grants(struct cli_ctx *ctx);
+int cmd_flush(struct cli_ctx *ctx);          /* cmd_flush.c: talk to autoturn-flusher */
+int cmd_status(struct cli_ctx *ctx);
 
 #endif

@@ -1,0 +1,841 @@
+/*
+ * deliver.c - one flush, in a forked child of autoturn-flusher (see
+ * deliver.h). Owns nothing beyond the child's lifetime: the customer's
+ * spool lock, one SMTP connection at a time, and the waiting client's
+ * socket. A crash or kill -9 here loses nothing: a message is deleted
+ * only after the remote 250 (or after its DSN was accepted), so at worst
+ * it is delivered again.
+ *
+ * SECURITY: the targets come from the customer table and from to=,
+ * which is honoured only inside the customer's registered networks.
+ * SMTP replies are parsed by smtpc (bounded); DNS answers are parsed
+ * with the resolver library's bounds-checked ns_* functions.
+ */
+#include <arpa/nameser.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <resolv.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "ctlproto.h"
+#include "deliver.h"
+#include "dsn.h"
+#include "log.h"
+#include "smtpc.h"
+#include "sockspec.h"
+#include "util.h"
+
+#define CLIENT_SEND_TIMEOUT 10       /* seconds a waiting client may stall a write */
+#define MX_MAX              10       /* MX records used */
+#define DNS_ANSWER_MAX      8192
+#define PROGRESS_REPLY_MAX  200      /* reply text in a PROGRESS line */
+#define RELAY_MAX           (DOMAIN_MAX + IPADDR_TEXT_MAX + 16)
+
+struct target {
+    struct sockaddr_storage sa;
+    socklen_t len;
+    char relay[RELAY_MAX];           /* "host[ip]:port" */
+};
+
+struct targets {
+    struct target v[DELIVER_TARGETS_MAX];
+    size_t n;
+};
+
+enum fate {
+    FATE_SENT,
+    FATE_DEFERRED,
+    FATE_BOUNCED,
+};
+
+struct rcpt_outcome {
+    enum fate fate;
+    char text[SMTPC_REPLY_TEXT_MAX];
+};
+
+struct flush {
+    const struct deliver_req *r;
+    const char *name;                /* customer */
+    struct smtpc *c;
+    const char *relay;
+    unsigned long delivered, deferred, bounced;
+    bool stop;                       /* the connection is gone: keep the rest */
+    char error[ERRBUF_SIZE];         /* why the flush stopped, "" if it did not */
+    int client_fd;
+};
+
+/* --- authorisation and targets --- */
+
+/* to_addr - "ip", "ip:port" (v4) or "[v6]:port" -> address; the port is
+ * ignored: delivery always uses the customer's port */
+
+static int
+to_addr(const char *to, struct ipaddr *a, struct errbuf *err)
+{
+    char buf[SOCKSPEC_PATH_MAX];
+    const char *e, *colon = strchr(to, ':');
+    char *end;
+
+    if (str_copy(buf, sizeof(buf), to) < 0) {
+        errbuf_set(err, "bad to= address: too long");
+        return -1;
+    }
+    if (buf[0] == '[' && (end = strchr(buf, ']')) != NULL) {
+        *end = '\0';
+        memmove(buf, buf + 1, strlen(buf + 1) + 1);
+    } else if (colon != NULL && strchr(colon + 1, ':') == NULL) {
+        buf[colon - to] = '\0';
+    }
+    if (ipaddr_parse(buf, a, &e) < 0) {
+        errbuf_set(err, "bad to= address '%s': %s", to, e);
+        return -1;
+    }
+    return 0;
+}
+
+static bool
+registered(const struct customer *c, const struct ipaddr *a)
+{
+    size_t i;
+
+    for (i = 0; i < c->naddrs; i++)
+        if (ipnet_contains(&c->addrs[i], a))
+            return true;
+    return false;
+}
+
+static bool
+has_host_addr(const struct customer *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->naddrs; i++)
+        if (c->addrs[i].prefix == ipaddr_bits(&c->addrs[i].addr))
+            return true;
+    return false;
+}
+
+int
+deliver_authorise(const struct customer *c, const char *to, struct errbuf *err)
+{
+    struct ipaddr a;
+    char text[IPADDR_TEXT_MAX];
+
+    if (to[0] != '\0' && to_addr(to, &a, err) < 0)
+        return -1;
+    if (c->delivery != DELIVERY_CONNECTING_IP)
+        return 1;
+    if (to[0] == '\0') {
+        if (has_host_addr(c))
+            return 1;
+        errbuf_set(err, "no target: %s delivers to the connecting address and has no "
+                   "registered single address", c->name);
+        return 0;
+    }
+    if (registered(c, &a))
+        return 1;
+    errbuf_set(err, "%s is not a registered address of %s", ipaddr_format(&a, text, sizeof(text)),
+               c->name);
+    return 0;
+}
+
+static void
+target_add(struct targets *t, const struct sockaddr *sa, socklen_t len, const char *host,
+           unsigned port)
+{
+    struct target *x;
+    struct ipaddr a;
+    char ip[IPADDR_TEXT_MAX];
+
+    if (t->n >= DELIVER_TARGETS_MAX || len > sizeof(x->sa) || ipaddr_from_sockaddr(sa, &a) < 0)
+        return;
+    x = &t->v[t->n];
+    memcpy(&x->sa, sa, len);
+    x->len = len;
+    ipaddr_format(&a, ip, sizeof(ip));
+    if (str_printf(x->relay, sizeof(x->relay), "%s[%s]:%u", host[0] ? host : ip, ip, port) < 0)
+        return;
+    t->n++;
+}
+
+static void
+target_ip(struct targets *t, const struct ipaddr *a, unsigned port)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+    memset(&ss, 0, sizeof(ss));
+    if (a->family == AF_INET) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        memcpy(&s4->sin_addr, a->bytes, 4);
+        target_add(t, (struct sockaddr *)s4, sizeof(*s4), "", port);
+    } else {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        memcpy(&s6->sin6_addr, a->bytes, 16);
+        target_add(t, (struct sockaddr *)s6, sizeof(*s6), "", port);
+    }
+}
+
+/* target_host - every address of host (getaddrinfo); 0, or -1 with err */
+
+static int
+target_host(struct targets *t, const char *host, unsigned port, struct errbuf *err)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    char serv[8];
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+    (void)str_printf(serv, sizeof(serv), "%u", port);
+    if ((rc = getaddrinfo(host, serv, &hints, &res)) != 0) {
+        errbuf_set(err, "cannot resolve %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    for (ai = res; ai != NULL; ai = ai->ai_next)
+        target_add(t, ai->ai_addr, ai->ai_addrlen, host, port);
+    freeaddrinfo(res);
+    return 0;
+}
+
+struct mx {
+    unsigned pref;
+    char host[NS_MAXDNAME];
+};
+
+static int
+mx_cmp(const void *a, const void *b)
+{
+    const struct mx *x = a, *y = b;
+
+    return (x->pref > y->pref) - (x->pref < y->pref);
+}
+
+/* mx_lookup - MX records of domain sorted by preference; count, 0 when
+ * there are none (use the domain's own address), -1 with err */
+
+static int
+mx_lookup(const char *domain, struct mx *mx, size_t max, struct errbuf *err)
+{
+    unsigned char ans[DNS_ANSWER_MAX];
+    const unsigned char *rd;
+    ns_msg msg;
+    ns_rr rr;
+    int len, i, n = 0;
+
+    len = res_query(domain, ns_c_in, ns_t_mx, ans, sizeof(ans));
+    if (len < 0) {
+        if (h_errno == HOST_NOT_FOUND || h_errno == NO_DATA)
+            return 0;
+        errbuf_set(err, "MX lookup for %s failed: %s", domain, hstrerror(h_errno));
+        return -1;
+    }
+    if (ns_initparse(ans, len, &msg) < 0) {
+        errbuf_set(err, "MX lookup for %s: malformed answer", domain);
+        return -1;
+    }
+    for (i = 0; i < ns_msg_count(msg, ns_s_an) && (size_t)n < max; i++) {
+        if (ns_parserr(&msg, ns_s_an, i, &rr) < 0 || ns_rr_type(rr) != ns_t_mx ||
+            ns_rr_rdlen(rr) < 3)
+            continue;
+        rd = ns_rr_rdata(rr);
+        mx[n].pref = ns_get16(rd);
+        if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), rd + 2, mx[n].host,
+                               sizeof(mx[n].host)) < 0)
+            continue;
+        n++;
+    }
+    qsort(mx, (size_t)n, sizeof(*mx), mx_cmp);
+    return n;
+}
+
+static int
+targets_mx(struct targets *t, const struct customer *c, struct errbuf *err)
+{
+    static struct mx mx[MX_MAX];
+    const char *domain = c->delivery_host;
+    int i, n;
+
+    if (domain[0] == '\0' && c->ndomains > 0)
+        domain = c->domains[0][0] == '.' ? c->domains[0] + 1 : c->domains[0];
+    if (domain[0] == '\0') {
+        errbuf_set(err, "delivery mx: no domain");
+        return -1;
+    }
+    if ((n = mx_lookup(domain, mx, MX_MAX, err)) < 0)
+        return -1;
+    if (n == 0)
+        return target_host(t, domain, c->port, err);
+    if (n == 1 && (mx[0].host[0] == '\0' || strcmp(mx[0].host, ".") == 0)) {
+        errbuf_set(err, "%s has a null MX: it accepts no mail", domain);
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        if (target_host(t, mx[i].host, c->port, err) < 0)
+            log_warnx("customer=%s: MX %s: %s", c->name, mx[i].host, err->msg);
+    if (t->n == 0)
+        errbuf_set(err, "no usable address for the MX hosts of %s", domain);
+    return t->n == 0 ? -1 : 0;
+}
+
+static int
+targets_get(struct targets *t, const struct customer *c, const char *to, struct errbuf *err)
+{
+    struct ipaddr a;
+    size_t i;
+
+    t->n = 0;
+    switch (c->delivery) {
+    case DELIVERY_CONNECTING_IP:
+        if (to[0] != '\0') {
+            if (to_addr(to, &a, err) < 0)
+                return -1;
+            target_ip(t, &a, c->port);
+            return 0;
+        }
+        for (i = 0; i < c->naddrs; i++)
+            if (c->addrs[i].prefix == ipaddr_bits(&c->addrs[i].addr))
+                target_ip(t, &c->addrs[i].addr, c->port);
+        return 0;
+    case DELIVERY_HOST:
+        return target_host(t, c->delivery_host, c->port, err);
+    case DELIVERY_MX:
+        return targets_mx(t, c, err);
+    }
+    return -1;
+}
+
+/* --- talking to the waiting client --- */
+
+static void
+client_send(struct flush *f, const struct ctl_msg *m)
+{
+    char line[CTL_LINE_MAX];
+    int len;
+
+    if (f->client_fd < 0)
+        return;
+    if ((len = ctl_format(m, line, sizeof(line))) < 0) {
+        log_warnx("customer=%s: reply line does not fit; not sent", f->name);
+        return;
+    }
+    if (fd_write_all(f->client_fd, line, (size_t)len) < 0) {
+        log_info("customer=%s: the waiting client went away; flushing on", f->name);
+        close(f->client_fd);
+        f->client_fd = -1;
+    }
+}
+
+static void
+client_progress(struct flush *f, const char *id, const char *rcpt, const char *status,
+                const char *reply)
+{
+    char r[PROGRESS_REPLY_MAX + 1];
+    struct ctl_msg m;
+
+    (void)str_copy(r, sizeof(r), reply);   /* truncation is fine for a progress line */
+    if (ctl_msg_init(&m, "PROGRESS") < 0 || ctl_msg_add(&m, "id", id) < 0 ||
+        ctl_msg_add(&m, "rcpt", strlen(rcpt) < CTL_VALUE_MAX / 2 ? rcpt : "(too long)") < 0 ||
+        ctl_msg_add(&m, "status", status) < 0 || ctl_msg_add(&m, "reply", r) < 0)
+        return;
+    client_send(f, &m);
+}
+
+static void
+client_final_err(struct flush *f, const char *code, const char *text)
+{
+    struct ctl_msg m;
+
+    ctl_reply_err(&m, code, text);
+    client_send(f, &m);
+}
+
+/* --- outcomes --- */
+
+static void
+all_fates(struct rcpt_outcome *o, size_t n, enum fate fate, const char *text)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        o[i].fate = fate;
+        (void)str_copy(o[i].text, sizeof(o[i].text), text);
+    }
+}
+
+static enum fate
+fate_of(int code)
+{
+    return code >= 500 ? FATE_BOUNCED : code >= 200 && code < 300 ? FATE_SENT : FATE_DEFERRED;
+}
+
+/* classify - per-recipient outcome of one smtpc_send that returned 0 */
+
+static void
+classify(const struct smtpc *c, const struct smtpc_result *res, struct rcpt_outcome *o)
+{
+    char text[SMTPC_REPLY_TEXT_MAX];
+    size_t i;
+
+    switch (res->status) {
+    case SMTPC_TOO_BIG:
+        (void)str_printf(text, sizeof(text), "message larger than the server's SIZE limit of "
+                         "%llu bytes", (unsigned long long)smtpc_extensions(c)->size_max);
+        all_fates(o, res->nrcpt, FATE_BOUNCED, text);
+        return;
+    case SMTPC_NEEDS_8BITMIME:
+        all_fates(o, res->nrcpt, FATE_BOUNCED, "8-bit message, server lacks 8BITMIME");
+        return;
+    case SMTPC_NEEDS_SMTPUTF8:
+        all_fates(o, res->nrcpt, FATE_DEFERRED, "message needs SMTPUTF8, server lacks it");
+        return;
+    case SMTPC_SENT:
+    case SMTPC_REJECTED:
+        break;
+    }
+    if (res->mail.code < 200 || res->mail.code >= 300) {
+        all_fates(o, res->nrcpt, fate_of(res->mail.code), res->mail.text);
+        return;
+    }
+    for (i = 0; i < res->nrcpt; i++) {
+        const struct smtpc_reply *r = &res->rcpt[i];
+
+        o[i].fate = fate_of(r->code);
+        if (o[i].fate == FATE_SENT) {
+            o[i].fate = fate_of(res->data.code);
+            r = &res->data;
+        }
+        (void)str_copy(o[i].text, sizeof(o[i].text), r->code ? r->text : "no reply");
+    }
+}
+
+/* dsn_status - "5.1.1" from "550 5.1.1 text", else the default */
+
+static void
+dsn_status(const char *text, const char *dflt, char *buf, size_t size)
+{
+    unsigned a, b, c;
+    int n = 0;
+
+    if (sscanf(text, "%*d %u.%u.%u%n", &a, &b, &c, &n) == 3 && n > 0 && a >= 2 && a <= 5 &&
+        b < 1000 && c < 1000 && str_printf(buf, size, "%u.%u.%u", a, b, c) == 0)
+        return;
+    (void)str_copy(buf, size, dflt);
+}
+
+/* bounce - DSN for the recipients whose fate is FATE_BOUNCED; 0 when
+ * the MTA took it (or there were none) */
+
+static int
+bounce(struct flush *f, const char *id, struct spool_msg *m, const struct rcpt_outcome *o)
+{
+    const struct envelope *env = spool_msg_envelope(m);
+    struct dsn_rcpt *dr = x_calloc(env->nrcpt, sizeof(*dr));
+    char (*st)[16] = x_calloc(env->nrcpt, sizeof(*st));
+    char (*diag)[SMTPC_REPLY_TEXT_MAX + 8] = x_calloc(env->nrcpt, sizeof(*diag));
+    char (*orcpt)[ENVELOPE_PARAMS_MAX + 1] = x_calloc(env->nrcpt, sizeof(*orcpt));
+    struct dsn d = {DSN_FAILED, f->r->cfg->flusher.myhostname, f->name,
+                    "the customer's server refused it", 0, dr};
+    struct errbuf err;
+    size_t i;
+    int rc = -1;
+
+    if (dr == NULL || st == NULL || diag == NULL || orcpt == NULL) {
+        log_warnx("customer=%s, id=%s: out of memory for a DSN", f->name, id);
+        goto out;
+    }
+    for (i = 0; i < env->nrcpt; i++) {
+        if (o[i].fate != FATE_BOUNCED)
+            continue;
+        dsn_status(o[i].text, "5.0.0", st[d.nrcpt], sizeof(st[0]));
+        (void)str_printf(diag[d.nrcpt], sizeof(diag[0]), "smtp; %s", o[i].text);
+        dr[d.nrcpt] = (struct dsn_rcpt){env->rcpt[i].addr, NULL, st[d.nrcpt], diag[d.nrcpt],
+                                        f->relay};
+        if (envelope_param(env->rcpt[i].params, "ORCPT", orcpt[d.nrcpt], sizeof(orcpt[0])) == 1)
+            dr[d.nrcpt].orcpt = orcpt[d.nrcpt];
+        d.nrcpt++;
+    }
+    rc = 0;
+    if (d.nrcpt > 0 && (rc = dsn_send(&f->r->cfg->flusher, &d, m,
+                                     dsn_recipient(env, f->r->cfg->flusher.postmaster),
+                                     &err)) < 0)
+        log_warnx("customer=%s, id=%s: DSN not sent: %s; keeping the refused recipients",
+                  f->name, id, err.msg);
+out:
+    x_free(dr);
+    x_free(st);
+    x_free(diag);
+    x_free(orcpt);
+    return rc;
+}
+
+/* keep_only - the spool copy keeps exactly the recipients in keep[] */
+
+static int
+keep_only(struct flush *f, const char *id, const struct envelope *env, const bool *keep,
+          struct errbuf *err)
+{
+    struct envelope ne;
+    size_t i;
+    int rc = -1;
+
+    envelope_init(&ne);
+    (void)str_copy(ne.customer, sizeof(ne.customer), env->customer);
+    (void)str_copy(ne.queue_id, sizeof(ne.queue_id), env->queue_id);
+    ne.arrival = env->arrival;
+    if (envelope_set_sender(&ne, env->sender, env->mail_params, err) < 0)
+        goto out;
+    for (i = 0; i < env->nrcpt; i++)
+        if (keep[i] && envelope_add_rcpt(&ne, env->rcpt[i].addr, env->rcpt[i].params, err) < 0)
+            goto out;
+    rc = spool_rewrite_envelope(f->r->spool, f->name, id, &ne, err);
+out:
+    envelope_clear(&ne);
+    return rc;
+}
+
+static const char *
+fate_name(enum fate fate)
+{
+    return fate == FATE_SENT ? "sent" : fate == FATE_BOUNCED ? "bounced" : "deferred";
+}
+
+static void
+report(struct flush *f, const char *id, const struct envelope *env, const struct rcpt_outcome *o)
+{
+    long delay = (long)(time(NULL) - env->arrival);
+    size_t i;
+
+    for (i = 0; i < env->nrcpt; i++) {
+        log_info("customer=%s, id=%s, to=<%s>, relay=%s, delay=%lds, status=%s (%s)", f->name,
+                 id, env->rcpt[i].addr, f->relay, delay < 0 ? 0 : delay, fate_name(o[i].fate),
+                 o[i].text);
+        client_progress(f, id, env->rcpt[i].addr, fate_name(o[i].fate), o[i].text);
+        if (o[i].fate == FATE_SENT)
+            f->delivered++;
+        else if (o[i].fate == FATE_BOUNCED)
+            f->bounced++;
+        else
+            f->deferred++;
+    }
+}
+
+/* settle - after the outcome of one message: bounce, then delete or
+ * rewrite the spool copy (only what was confirmed leaves it) */
+
+static void
+settle(struct flush *f, const char *id, struct spool_msg *m, struct rcpt_outcome *o)
+{
+    const struct envelope *env = spool_msg_envelope(m);
+    bool *keep = x_calloc(env->nrcpt, sizeof(*keep));
+    struct errbuf err;
+    size_t i, nkeep = 0;
+
+    if (keep == NULL) {
+        log_warnx("customer=%s, id=%s: out of memory; message kept", f->name, id);
+        return;
+    }
+    if (bounce(f, id, m, o) < 0)
+        for (i = 0; i < env->nrcpt; i++)
+            if (o[i].fate == FATE_BOUNCED) {
+                o[i].fate = FATE_DEFERRED;
+                (void)str_copy(o[i].text, sizeof(o[i].text), "refused, and the DSN failed");
+            }
+    for (i = 0; i < env->nrcpt; i++)
+        if ((keep[i] = o[i].fate == FATE_DEFERRED))
+            nkeep++;
+    report(f, id, env, o);
+    if (nkeep == 0 && spool_delete(f->r->spool, f->name, id, &err) < 0)
+        log_warnx("customer=%s, id=%s: cannot remove it after delivery: %s (it may be "
+                  "delivered again)", f->name, id, err.msg);
+    if (nkeep > 0 && nkeep < env->nrcpt && keep_only(f, id, env, keep, &err) < 0)
+        log_warnx("customer=%s, id=%s: cannot rewrite its envelope: %s (done recipients may "
+                  "get it again)", f->name, id, err.msg);
+    x_free(keep);
+}
+
+/* one_message - deliver one spool message over f->c */
+
+static void
+one_message(struct flush *f, const char *id)
+{
+    struct spool_msg *m = NULL;
+    struct smtpc_result res;
+    struct rcpt_outcome *o = NULL;
+    struct errbuf err;
+    const struct envelope *env;
+    int rc;
+
+    memset(&res, 0, sizeof(res));
+    if ((rc = spool_msg_open(f->r->spool, f->name, id, &m, &err)) == SPOOL_MALFORMED)
+        return;                                  /* moved to bad/ and logged */
+    if (rc < 0) {
+        log_warnx("customer=%s, id=%s: cannot open: %s; skipped", f->name, id, err.msg);
+        return;
+    }
+    env = spool_msg_envelope(m);
+    if ((o = x_calloc(env->nrcpt, sizeof(*o))) == NULL) {
+        log_warnx("customer=%s, id=%s: out of memory; skipped", f->name, id);
+        goto out;
+    }
+    if (smtpc_send(f->c, m, &res, &err) < 0) {
+        all_fates(o, env->nrcpt, FATE_DEFERRED, err.msg);
+        report(f, id, env, o);
+        (void)str_copy(f->error, sizeof(f->error), err.msg);
+        f->stop = true;
+        goto out;
+    }
+    classify(f->c, &res, o);
+    settle(f, id, m, o);
+    if ((res.mail.code >= 400 && res.mail.code < 500) ||
+        (res.data.code >= 400 && res.data.code < 500)) {
+        (void)str_printf(f->error, sizeof(f->error), "temporary failure: %s",
+                         res.data.code ? res.data.text : res.mail.text);
+        f->stop = true;
+    }
+    if (res.status != SMTPC_SENT && !f->stop && smtpc_rset(f->c, &err) < 0) {
+        (void)str_copy(f->error, sizeof(f->error), err.msg);
+        f->stop = true;
+    }
+out:
+    smtpc_result_clear(&res);
+    x_free(o);
+    spool_msg_close(m);
+}
+
+/* --- the flush --- */
+
+static int
+connect_any(struct flush *f, const struct targets *t)
+{
+    const struct config_flusher *cf = &f->r->cfg->flusher;
+    struct smtpc_opts o = {(unsigned)cf->connect_timeout, (unsigned)cf->greeting_timeout,
+                           (unsigned)cf->command_timeout, (unsigned)cf->data_timeout,
+                           cf->myhostname, f->r->cust->tls, NULL};
+    struct smtpc_reply reply;
+    struct errbuf err;
+    size_t i;
+
+    for (i = 0; i < t->n; i++) {
+        memset(&reply, 0, sizeof(reply));
+        if (smtpc_open((const struct sockaddr *)&t->v[i].sa, t->v[i].len, t->v[i].relay, &o,
+                       &f->c, &reply, &err) == 0) {
+            f->relay = t->v[i].relay;
+            return 0;
+        }
+        log_warnx("customer=%s: relay=%s: %s", f->name, t->v[i].relay, err.msg);
+        (void)str_copy(f->error, sizeof(f->error), err.msg);
+    }
+    return -1;
+}
+
+static void
+run_messages(struct flush *f, const struct spool_entry *v, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n && !f->stop; i++)
+        one_message(f, v[i].id);
+    if (f->stop && i < n) {
+        log_info("customer=%s: flush stopped (%s); %zu message(s) not tried stay held",
+                 f->name, f->error, n - i);
+        f->deferred += n - i;
+    }
+}
+
+/* flush - lock, list, connect, deliver; returns the RESULT flags */
+
+static void
+flush(struct flush *f, bool *failed_r, bool *busy_r)
+{
+    struct spool_entry *v = NULL;
+    struct targets t;
+    struct errbuf err;
+    size_t n = 0;
+    int lockfd = -1, rc;
+
+    *failed_r = *busy_r = false;
+    if ((rc = spool_lock(f->r->spool, f->name, false, &lockfd, &err)) <= 0) {
+        *busy_r = rc == 0;
+        if (rc == 0)
+            log_info("customer=%s: a flush is already running in another process", f->name);
+        else
+            log_warnx("customer=%s: cannot lock the spool: %s", f->name, err.msg);
+        client_final_err(f, rc == 0 ? "busy" : "internal",
+                         rc == 0 ? "a flush for this customer is already running" : err.msg);
+        return;
+    }
+    if (spool_list(f->r->spool, f->name, &v, &n, &err) < 0) {
+        log_warnx("customer=%s: cannot list the spool: %s", f->name, err.msg);
+        client_final_err(f, "internal", err.msg);
+        goto out;
+    }
+    if (n == 0) {
+        log_info("customer=%s: nothing held (reason=%s)", f->name, f->r->reason);
+        goto done;
+    }
+    if (targets_get(&t, f->r->cust, f->r->to, &err) < 0 || t.n == 0) {
+        if (t.n == 0 && err.msg[0] == '\0')
+            errbuf_set(&err, "no target address");
+        log_warnx("customer=%s: %s; %zu message(s) stay held", f->name, err.msg, n);
+        (void)str_copy(f->error, sizeof(f->error), err.msg);
+        f->deferred = n;
+        *failed_r = true;
+        goto done;
+    }
+    log_info("customer=%s: flush of %zu message(s) (reason=%s)", f->name, n, f->r->reason);
+    if (connect_any(f, &t) < 0) {
+        f->deferred = n;
+        *failed_r = true;
+        goto done;
+    }
+    run_messages(f, v, n);
+    smtpc_close(f->c);
+    f->c = NULL;
+    *failed_r = f->delivered == 0 && f->deferred > 0;
+done:
+    {
+        struct ctl_msg m;
+
+        ctl_reply_ok(&m);
+        ctl_msg_addf(&m, "delivered", "%lu", f->delivered);
+        ctl_msg_addf(&m, "deferred", "%lu", f->deferred);
+        ctl_msg_addf(&m, "bounced", "%lu", f->bounced);
+        if (f->error[0] != '\0')
+            (void)ctl_msg_add(&m, "error", f->error);
+        client_send(f, &m);
+    }
+    log_info("customer=%s: flush done: delivered=%lu, deferred=%lu, bounced=%lu", f->name,
+             f->delivered, f->deferred, f->bounced);
+out:
+    x_free(v);
+    spool_unlock(lockfd);
+}
+
+/* --- the child --- */
+
+/* child_setup - default signal dispositions first (dsn_send waits for
+ * its own sendmail child: SIGCHLD must not be caught or ignored), then
+ * drop every inherited descriptor but the two this child uses */
+
+static void
+child_setup(const struct deliver_req *r)
+{
+    static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGALRM, SIGUSR1, SIGUSR2};
+    unsigned lo = (unsigned)r->status_fd, hi = (unsigned)r->client_fd;
+    sigset_t all;
+    size_t i;
+
+    for (i = 0; i < ARRAY_LEN(sigs); i++)
+        signal(sigs[i], SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);     /* write errors are handled where they happen */
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    if (r->client_fd < 0)
+        hi = lo;
+    if (lo > hi) {
+        unsigned tmp = lo;
+
+        lo = hi;
+        hi = tmp;
+    }
+    if (lo > 3)
+        close_range(3, lo - 1, 0);
+    if (hi > lo + 1)
+        close_range(lo + 1, hi - 1, 0);
+    close_range(hi + 1, ~0U, 0);
+    config_apply_logging(r->cfg, DELIVER_PROG);   /* the syslog socket was closed */
+}
+
+/* client_setup - blocking writes, each bounded by CLIENT_SEND_TIMEOUT */
+
+static void
+client_setup(int fd)
+{
+    struct timeval tv = {CLIENT_SEND_TIMEOUT, 0};
+    int flags;
+
+    if ((flags = fcntl(fd, F_GETFL)) >= 0)
+        (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static void
+write_result(int fd, const struct flush *f, bool failed, bool busy)
+{
+    char line[128];
+
+    if (str_printf(line, sizeof(line), "RESULT delivered=%lu deferred=%lu bounced=%lu "
+                   "failed=%d busy=%d\n", f->delivered, f->deferred, f->bounced, failed,
+                   busy) == 0)
+        (void)fd_write_all(fd, line, strlen(line));
+}
+
+void
+deliver_child(const struct deliver_req *r)
+{
+    struct flush f;
+    struct errbuf err;
+    bool failed = false, busy = false;
+
+    child_setup(r);
+    memset(&f, 0, sizeof(f));
+    f.r = r;
+    f.name = r->cust->name;
+    f.relay = "none";
+    f.client_fd = r->client_fd;
+    if (f.client_fd >= 0)
+        client_setup(f.client_fd);
+    if (r->cfg->flusher.flush_timeout > 0)
+        alarm((unsigned)r->cfg->flusher.flush_timeout);   /* default action: the child dies */
+    if (deliver_authorise(r->cust, r->to, &err) != 1) {    /* again: defence in depth */
+        log_warnx("customer=%s: flush refused: %s (reason=%s)", f.name, err.msg, r->reason);
+        client_final_err(&f, "not-authorised", err.msg);
+    } else {
+        flush(&f, &failed, &busy);
+    }
+    write_result(r->status_fd, &f, failed, busy);
+    if (f.client_fd >= 0)
+        close(f.client_fd);
+    _exit(0);
+}
+
+int
+deliver_result_parse(const char *line, size_t len, struct deliver_result *r)
+{
+    struct ctl_msg m;
+    const char *keys[] = {"delivered", "deferred", "bounced", "failed", "busy"};
+    unsigned long v[ARRAY_LEN(keys)];
+    const char *s;
+    char *end;
+    size_t i;
+
+    if (ctl_parse(line, len, &m, NULL) < 0 || strcmp(m.verb, "RESULT") != 0)
+        return -1;
+    for (i = 0; i < ARRAY_LEN(keys); i++) {
+        if ((s = ctl_msg_get(&m, keys[i])) == NULL || s[0] < '0' || s[0] > '9')
+            return -1;
+        errno = 0;
+        v[i] = strtoul(s, &end, 10);
+        if (*end != '\0' || errno != 0)
+            return -1;
+    }
+    r->delivered = v[0];
+    r->deferred = v[1];
+    r->bounced = v[2];
+    r->failed = v[3] != 0;
+    r->busy = v[4] != 0;
+    return 0;
+}

@@ -1,0 +1,54 @@
+/*
+ * deliver.h - one flush of one customer's spool, run in a forked child
+ * of autoturn-flusher: who may receive it (authorisation, checked again
+ * here), where it goes (the trigger address, the fixed host, or the MX
+ * hosts), the SMTP transactions, and what happens to each message and
+ * recipient afterwards (delete, keep, rewrite, bounce with a DSN).
+ */
+#ifndef AUTOTURN_DELIVER_H
+#define AUTOTURN_DELIVER_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "customer.h"
+#include "spool.h"
+#include "util.h"
+
+#define DELIVER_TARGETS_MAX 16     /* addresses tried per flush (MX hosts x addresses) */
+#define DELIVER_PROG "autoturn-flusher"
+
+struct deliver_req {
+    const struct config *cfg;
+    struct spool *spool;
+    const struct customer *cust;
+    const char *to;                /* trigger address from to=, "" if none */
+    const char *reason;            /* for the log: connect, etrn, manual, ... */
+    int client_fd;                 /* the waiting client (PROGRESS, final line), or -1 */
+    int status_fd;                 /* write end of the status pipe to the parent */
+};
+
+/* deliver_authorise - may this customer's mail be delivered for a
+ * request naming to (may be "")? 1 yes; 0 refused (err says why); -1 to
+ * is not an address (err). delivery connecting-ip: to must lie in one
+ * of the customer's registered networks; without to, the customer's
+ * registered single addresses are used (none: refused). host / mx: to
+ * is never used as the target, so any to is fine. */
+int deliver_authorise(const struct customer *c, const char *to, struct errbuf *err);
+
+/* deliver_child - the child's whole life: signals back to default,
+ * close inherited descriptors, lock, connect, deliver, report, exit.
+ * Writes one "RESULT delivered=N deferred=N bounced=N failed=0|1
+ * busy=0|1" line to status_fd just before exiting. */
+void deliver_child(const struct deliver_req *r) __attribute__((noreturn));
+
+struct deliver_result {
+    unsigned long delivered, deferred, bounced;
+    bool failed;                   /* no connection, or nothing delivered but deferred */
+    bool busy;                     /* the spool lock was held by another process */
+};
+
+/* deliver_result_parse - read a RESULT line; 0 or -1. */
+int deliver_result_parse(const char *line, size_t len, struct deliver_result *r);
+
+#endif
