@@ -937,8 +937,11 @@ spool_msg_close(struct spool_msg *m)
 
 /* --- changing --- */
 
-int
-spool_delete(struct spool *sp, const char *customer, const char *id, struct errbuf *err)
+/* remove_msg - unlink a message from new/ or cur/; with sync, fsync that
+ * directory too. */
+static int
+remove_msg(struct spool *sp, const char *customer, const char *id, bool sync,
+           struct errbuf *err)
 {
     char cdir[SPOOL_PATH_MAX];
     const char *sub = NULL;
@@ -955,10 +958,48 @@ spool_delete(struct spool *sp, const char *customer, const char *id, struct errb
         errbuf_set_errno(err, "unlink %s/%s/%s", cdir, sub, id);
         goto out;
     }
-    rc = sync_dir(subfd, cdir, sub, err);
+    rc = sync ? sync_dir(subfd, cdir, sub, err) : 0;
 out:
     if (subfd >= 0)
         close(subfd);
+    close(cfd);
+    return rc;
+}
+
+int
+spool_delete(struct spool *sp, const char *customer, const char *id, struct errbuf *err)
+{
+    return remove_msg(sp, customer, id, true, err);
+}
+
+int
+spool_delete_delivered(struct spool *sp, const char *customer, const char *id,
+                       struct errbuf *err)
+{
+    return remove_msg(sp, customer, id, false, err);
+}
+
+int
+spool_sync(struct spool *sp, const char *customer, struct errbuf *err)
+{
+    char cdir[SPOOL_PATH_MAX];
+    static const char *const subs[] = {"new", "cur"};
+    int cfd, subfd, rc = 0;
+    size_t i;
+
+    if ((cfd = open_customer(sp, customer, false, cdir, err)) < 0)
+        return -1;
+    for (i = 0; i < ARRAY_LEN(subs) && rc == 0; i++) {
+        if ((subfd = open_dir(cfd, subs[i])) < 0) {
+            if (errno == ENOENT)
+                continue;
+            open_failed(err, cfd, subs[i], "%s/%s", cdir, subs[i]);
+            rc = -1;
+            break;
+        }
+        rc = sync_dir(subfd, cdir, subs[i], err);
+        close(subfd);
+    }
     close(cfd);
     return rc;
 }

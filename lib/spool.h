@@ -97,6 +97,16 @@ void spool_msg_close(struct spool_msg *m);   /* NULL is fine */
 /* spool_delete - unlink (new/ or cur/) and fsync the directory. */
 int spool_delete(struct spool *sp, const char *customer, const char *id, struct errbuf *err);
 
+/* spool_delete_delivered - unlink without syncing the directory, for a
+ * message the remote side has accepted: losing the unlink in a crash
+ * means one duplicate delivery, never a loss. Call spool_sync() once at
+ * the end of a batch. */
+int spool_delete_delivered(struct spool *sp, const char *customer, const char *id,
+                           struct errbuf *err);
+
+/* spool_sync - fsync the customer's new/ and cur/ directories. */
+int spool_sync(struct spool *sp, const char *customer, struct errbuf *err);
+
 /* spool_rewrite_envelope - atomically replace the envelope of a message
  * (e.g. keep only the recipients that were deferred): write a new file in
  * tmp/ with the new envelope and the same body, fsync, rename over the

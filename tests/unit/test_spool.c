@@ -745,6 +745,28 @@ read_all(struct spool *sp, const char *id, struct envelope *copy, char *buf, siz
     return len;
 }
 
+/* deleting delivered mail without a directory sync per message, then one sync */
+static void
+test_delete_delivered_and_sync(void **state)
+{
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX], id2[SPOOL_ID_MAX];
+    struct errbuf err;
+
+    store(f->sp, CUST, "x", 1, 1, id);
+    store(f->sp, CUST, "y", 1, 1, id2);
+    assert_int_equal(spool_delete_delivered(f->sp, CUST, id, &err), 0);
+    assert_int_equal(count_dir(f, CUST "/new"), 1);
+    assert_int_equal(spool_sync(f->sp, CUST, &err), 0);
+    errno = 0;
+    assert_int_equal(spool_delete_delivered(f->sp, CUST, id, &err), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(spool_delete_delivered(f->sp, CUST, "../x", &err), -1);
+    assert_string_equal(err.msg, "bad spool id '../x'");
+    assert_int_equal(spool_sync(f->sp, "nobody", &err), -1);     /* no such customer dir */
+    assert_non_null(strstr(err.msg, "No such file or directory"));
+}
+
 static void
 test_rewrite_envelope(void **state)
 {
@@ -952,6 +974,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_malformed_long_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_delivered_and_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewrite_envelope, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewrite_fails_keeps_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
