@@ -1,6 +1,7 @@
 /*
  * control.c - the control socket server of autoturn-policyd: one request
- * line per connection (GRANT, REVOKE, GRANTS, PING), the reply, close.
+ * line per connection (GRANT, REVOKE, GRANTS, CHECK, PING), the reply,
+ * close.
  * Owns the control connections (at most CONTROL_CONN_MAX, each closed
  * after CONTROL_TIMEOUT seconds) and their reply buffers.
  *
@@ -275,6 +276,31 @@ do_grants(struct policyd *pd, struct control_conn *c)
     return out_append(c, &m);
 }
 
+/* do_check - the live grant of one address (for the flusher's
+ * authorisation of a trigger address) */
+
+static int
+do_check(struct policyd *pd, struct control_conn *c, const struct ctl_msg *req)
+{
+    char ip[IPADDR_TEXT_MAX], text[IPADDR_TEXT_MAX + 32];
+    struct grant_info gi;
+    struct ipaddr a;
+    struct ctl_msg m;
+
+    if (parse_ip(c, req, &a) < 0)
+        return 0;
+    ipaddr_format(&a, ip, sizeof(ip));
+    if (grants_get(pd->grants, &a, pd->now, &gi) != 1) {
+        (void)str_printf(text, sizeof(text), "no live grant for %s", ip);
+        return reply_err(c, "not-found", text);
+    }
+    ctl_reply_ok(&m);
+    if (ctl_msg_add(&m, "user", gi.user) < 0 || ctl_msg_add(&m, "customer", gi.customer) < 0 ||
+        ctl_msg_addf(&m, "expires", "%" PRId64, gi.expires) < 0)
+        return -1;
+    return out_append(c, &m);
+}
+
 static int
 dispatch(struct policyd *pd, struct control_conn *c, const struct ctl_msg *req)
 {
@@ -286,6 +312,8 @@ dispatch(struct policyd *pd, struct control_conn *c, const struct ctl_msg *req)
         return do_revoke(pd, c, req);
     if (strcmp(req->verb, "GRANTS") == 0)
         return do_grants(pd, c);
+    if (strcmp(req->verb, "CHECK") == 0)
+        return do_check(pd, c, req);
     if (strcmp(req->verb, "PING") == 0) {
         ctl_reply_ok(&m);
         return out_append(c, &m);

@@ -1,6 +1,7 @@
 /*
  * control.h - the control socket of autoturn-policyd (doc/control-
- * protocol.md): GRANT, REVOKE, GRANTS and PING from autoturnctl.
+ * protocol.md): GRANT, REVOKE, GRANTS and PING from autoturnctl; CHECK
+ * from autoturn-flusher.
  */
 #ifndef AUTOTURN_POLICYD_CONTROL_H
 #define AUTOTURN_POLICYD_CONTROL_H
