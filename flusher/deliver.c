@@ -7,7 +7,8 @@
  * it is delivered again.
  *
  * SECURITY: the targets come from the customer table and from to=,
- * which is honoured only inside the customer's registered networks.
+ * which is honoured only inside the customer's registered networks or
+ * when autoturn-policyd holds a live grant of it for this customer.
  * SMTP replies are parsed by smtpc (bounded); DNS answers are parsed
  * with the resolver library's bounds-checked ns_* functions.
  */
@@ -74,6 +75,10 @@ struct flush {
 
 /* --- authorisation and targets --- */
 
+#define GRANT_CHECK_TIMEOUT_MS 2000  /* asking autoturn-policyd about a grant */
+
+static const char *grant_socket;     /* its control socket; NULL or "" = not asked */
+
 /* to_addr - "ip", "ip:port" (v4) or "[v6]:port" -> address; the port is
  * ignored: delivery always uses the customer's port */
 
@@ -123,6 +128,49 @@ has_host_addr(const struct customer *c)
     return false;
 }
 
+void
+deliver_set_grant_socket(const char *path)
+{
+    grant_socket = path;
+}
+
+/* granted - does autoturn-policyd hold a live grant of ip for c (CHECK on
+ * its control socket)? 1 yes; 0 no, err says why (also when it cannot
+ * be asked: no answer is no grant) */
+
+static int
+granted(const struct customer *c, const char *ip, struct errbuf *err)
+{
+    struct ctl_msg req, fin;
+    struct errbuf e = {.msg = "request too long"};
+    const char *gc, *code, *text;
+
+    if (grant_socket == NULL || grant_socket[0] == '\0') {
+        errbuf_set(err, "%s is not a registered address of %s", ip, c->name);
+        return 0;
+    }
+    if (ctl_msg_init(&req, "CHECK") < 0 || ctl_msg_add(&req, "ip", ip) < 0 ||
+        ctl_request(grant_socket, &req, NULL, NULL, &fin, GRANT_CHECK_TIMEOUT_MS, &e) < 0) {
+        errbuf_set(err, "%s is not a registered address of %s, and its grants cannot be "
+                   "checked (policy service: %s)", ip, c->name, e.msg);
+        return 0;
+    }
+    code = ctl_msg_get(&fin, "code");
+    text = ctl_msg_get(&fin, "text");
+    gc = ctl_msg_get(&fin, "customer");
+    if (strcmp(fin.verb, "OK") == 0 && gc != NULL && strcmp(gc, c->name) == 0)
+        return 1;
+    if (strcmp(fin.verb, "OK") == 0)
+        errbuf_set(err, "%s is not a registered address of %s, and its grant is %s%s", ip,
+                   c->name, gc && gc[0] ? "for " : "for no customer", gc ? gc : "");
+    else if (code != NULL && strcmp(code, "not-found") == 0)
+        errbuf_set(err, "%s is not a registered address of %s, nor granted to it", ip, c->name);
+    else
+        errbuf_set(err, "%s is not a registered address of %s, and its grants cannot be "
+                   "checked (policy service: %s)", ip, c->name, text ? text : "bad reply");
+    return 0;
+}
+
 int
 deliver_authorise(const struct customer *c, const char *to, struct errbuf *err)
 {
@@ -142,9 +190,7 @@ deliver_authorise(const struct customer *c, const char *to, struct errbuf *err)
     }
     if (registered(c, &a))
         return 1;
-    errbuf_set(err, "%s is not a registered address of %s", ipaddr_format(&a, text, sizeof(text)),
-               c->name);
-    return 0;
+    return granted(c, ipaddr_format(&a, text, sizeof(text)), err);
 }
 
 static void
@@ -557,7 +603,9 @@ settle(struct flush *f, const char *id, struct spool_msg *m, struct rcpt_outcome
         if ((keep[i] = o[i].fate == FATE_DEFERRED))
             nkeep++;
     report(f, id, env, o);
-    if (nkeep == 0 && spool_delete(f->r->spool, f->name, id, &err) < 0)
+    /* the directory is synced once per flush (run_messages): a lost
+     * unlink after a crash means a duplicate, never a loss */
+    if (nkeep == 0 && spool_delete_delivered(f->r->spool, f->name, id, &err) < 0)
         log_warnx("customer=%s, id=%s: cannot remove it after delivery: %s (it may be "
                   "delivered again)", f->name, id, err.msg);
     if (nkeep > 0 && nkeep < env->nrcpt && keep_only(f, id, env, keep, &err) < 0)
@@ -644,10 +692,13 @@ connect_any(struct flush *f, const struct targets *t)
 static void
 run_messages(struct flush *f, const struct spool_entry *v, size_t n)
 {
+    struct errbuf err;
     size_t i;
 
     for (i = 0; i < n && !f->stop; i++)
         one_message(f, v[i].id);
+    if (spool_sync(f->r->spool, f->name, &err) < 0)
+        log_warnx("customer=%s: %s (delivered mail may be delivered again)", f->name, err.msg);
     if (f->stop && i < n) {
         log_info("customer=%s: flush stopped (%s); %zu message(s) not tried stay held",
                  f->name, f->error, n - i);
@@ -726,15 +777,16 @@ out:
 
 /* --- the child --- */
 
-/* child_setup - default signal dispositions first (dsn_send waits for
- * its own sendmail child: SIGCHLD must not be caught or ignored), then
- * drop every inherited descriptor but the two this child uses */
+/* deliver_child_setup - default signal dispositions first (dsn_send
+ * waits for its own sendmail child: SIGCHLD must not be caught or
+ * ignored), then drop every inherited descriptor but the two this child
+ * uses */
 
-static void
-child_setup(const struct deliver_req *r)
+void
+deliver_child_setup(const struct config *cfg, int keep1, int keep2)
 {
     static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGALRM, SIGUSR1, SIGUSR2};
-    unsigned lo = (unsigned)r->status_fd, hi = (unsigned)r->client_fd;
+    unsigned lo = (unsigned)keep1, hi = (unsigned)keep2;
     sigset_t all;
     size_t i;
 
@@ -743,7 +795,7 @@ child_setup(const struct deliver_req *r)
     signal(SIGPIPE, SIG_IGN);     /* write errors are handled where they happen */
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
-    if (r->client_fd < 0)
+    if (keep2 < 0)
         hi = lo;
     if (lo > hi) {
         unsigned tmp = lo;
@@ -756,7 +808,7 @@ child_setup(const struct deliver_req *r)
     if (hi > lo + 1)
         close_range(lo + 1, hi - 1, 0);
     close_range(hi + 1, ~0U, 0);
-    config_apply_logging(r->cfg, DELIVER_PROG);   /* the syslog socket was closed */
+    config_apply_logging(cfg, DELIVER_PROG);   /* the syslog socket was closed */
 }
 
 /* client_setup - blocking writes, each bounded by CLIENT_SEND_TIMEOUT */
@@ -790,7 +842,7 @@ deliver_child(const struct deliver_req *r)
     struct errbuf err;
     bool failed = false, busy = false;
 
-    child_setup(r);
+    deliver_child_setup(r->cfg, r->status_fd, r->client_fd);
     memset(&f, 0, sizeof(f));
     f.r = r;
     f.name = r->cust->name;

@@ -33,14 +33,29 @@ struct deliver_req {
  * is not an address (err). delivery connecting-ip: to must lie in one
  * of the customer's registered networks; without to, the customer's
  * registered single addresses are used (none: refused). host / mx: to
- * is never used as the target, so any to is fine. */
+ * is never used as the target, so any to is fine. A to outside the
+ * registered networks is accepted when autoturn-policyd (the socket set
+ * by deliver_set_grant_socket) answers CHECK with a live grant for this
+ * customer; no answer within 2 s, or any other answer, is a refusal. */
 int deliver_authorise(const struct customer *c, const char *to, struct errbuf *err);
+
+/* deliver_set_grant_socket - policyd's control socket path (kept, not
+ * copied); NULL or "" = grants are not consulted. */
+void deliver_set_grant_socket(const char *path);
 
 /* deliver_child - the child's whole life: signals back to default,
  * close inherited descriptors, lock, connect, deliver, report, exit.
  * Writes one "RESULT delivered=N deferred=N bounced=N failed=0|1
  * busy=0|1" line to status_fd just before exiting. */
 void deliver_child(const struct deliver_req *r) __attribute__((noreturn));
+
+/* deliver_child_setup - what every forked child of the daemon does
+ * first (deliver_child, the expiry sweep): default signal dispositions
+ * (dsn_send waits for its own sendmail child: SIGCHLD must not be caught
+ * or ignored), SIGPIPE ignored, an empty signal mask, every inherited
+ * descriptor >= 3 closed except keep1 (>= 0) and keep2 (-1: none),
+ * logging opened again. */
+void deliver_child_setup(const struct config *cfg, int keep1, int keep2);
 
 struct deliver_result {
     unsigned long delivered, deferred, bounced;

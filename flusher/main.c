@@ -1,7 +1,7 @@
 /*
  * main.c - autoturn-flusher: start-up (config, control socket, privilege
  * drop), the epoll event loop serving the control protocol (FLUSH,
- * STATUS, PING), starting one forked child per flush (deliver.c) as the
+ * STATUS, PING) and the Hello port (hello.c), starting one forked child per flush (deliver.c) as the
  * schedule (sched.c) allows, and reaping those children. Owns the control
  * connections and, per child, the read end of its status pipe: the pipe's
  * EOF says the child is gone (no SIGCHLD handler), its one RESULT line
@@ -29,9 +29,11 @@
 #include "custdb.h"
 #include "daemon.h"
 #include "deliver.h"
+#include "hello.h"
 #include "log.h"
 #include "schedule.h"
 #include "spool.h"
+#include "sweep.h"
 #include "util.h"
 
 #define PROG            DELIVER_PROG
@@ -48,6 +50,8 @@ enum ev_kind {
     EV_SIGNAL,
     EV_CONN,
     EV_CHILD,
+    EV_SWEEP,                    /* the expiry sweep's status pipe (sweep.c) */
+    EV_HELLO,                    /* a Hello port listener (hello.c) */
 };
 
 struct ev {
@@ -80,9 +84,14 @@ static struct {
     struct sched *sched;
     int epfd;
     struct ev listener, sig;
+    struct hello *hello;         /* NULL when the Hello port is off */
+    struct ev hello_ev[CONFIG_LISTEN_MAX];
     struct conn *conns;
     size_t nconns;
     time_t now, started;
+    struct ev sweep;             /* the expiry sweep's status pipe (sweep.c) */
+    pid_t sweep_pid;             /* 0: no sweep running */
+    time_t next_sweep;
 } fl;
 
 /* --- control connections --- */
@@ -334,6 +343,19 @@ flush_args(struct conn *c, const struct ctl_msg *m, struct flush_args *a)
     return 0;
 }
 
+/* flush_authorised - deliver_authorise, the refusal logged; 1, 0, -1 as it */
+
+static int
+flush_authorised(const struct customer *cust, const struct sched_req *req, struct errbuf *err)
+{
+    int rc;
+
+    if ((rc = deliver_authorise(cust, req->to, err)) != 1)
+        log_warnx("customer=%s: flush refused: %s (reason=%s)", cust->name, err->msg,
+                  req->reason);
+    return rc;
+}
+
 /* flush_check - the customer exists and the target is allowed;
  * 0 with *c_r, or -1 after answering */
 
@@ -352,9 +374,7 @@ flush_check(struct conn *c, const struct flush_args *a, struct customer **c_r)
         (void)str_printf(text, sizeof(text), "no such customer: %s", a->customer);
         return conn_err(c, "unknown-customer", text), -1;
     }
-    if ((rc = deliver_authorise(*c_r, a->req.to, &err)) != 1) {
-        log_warnx("customer=%s: flush refused: %s (reason=%s)", a->customer, err.msg,
-                  a->req.reason);
+    if ((rc = flush_authorised(*c_r, &a->req, &err)) != 1) {
         conn_err(c, rc < 0 ? "bad-request" : "not-authorised", err.msg);
         customer_free(*c_r);
         return -1;
@@ -384,6 +404,22 @@ flush_start_now(struct conn *c, struct sched_entry *e, const struct customer *cu
     conn_finish(c, &m);
 }
 
+/* verdict_log - a request that starts nothing now and waits for no one */
+
+static void
+verdict_log(enum sched_verdict v, const char *customer, const char *reason)
+{
+    if (v == SCHED_RETRY_LATER)
+        log_info("customer=%s: flush (reason=%s) not started: the last attempt failed less "
+                 "than retry_interval ago", customer, reason);
+    else if (v == SCHED_RESCAN)
+        log_info("customer=%s: flush running; it will run again (reason=%s)", customer,
+                 reason);
+    else
+        log_info("customer=%s: flush queued: max_flushes reached (reason=%s)", customer,
+                 reason);
+}
+
 static void
 flush_verdict(struct conn *c, enum sched_verdict v, const struct flush_args *a)
 {
@@ -403,15 +439,7 @@ flush_verdict(struct conn *c, enum sched_verdict v, const struct flush_args *a)
         conn_err(c, "busy", text);
         return;
     }
-    if (v == SCHED_RETRY_LATER)
-        log_info("customer=%s: flush (reason=%s) not started: the last attempt failed less "
-                 "than retry_interval ago", a->customer, a->req.reason);
-    else if (v == SCHED_RESCAN)
-        log_info("customer=%s: flush running; it will run again (reason=%s)", a->customer,
-                 a->req.reason);
-    else
-        log_info("customer=%s: flush queued: max_flushes reached (reason=%s)", a->customer,
-                 a->req.reason);
+    verdict_log(v, a->customer, a->req.reason);
     ctl_reply_ok(&m);
     ctl_msg_add(&m, "queued", v == SCHED_RETRY_LATER ? "0" : "1");
     conn_finish(c, &m);
@@ -434,6 +462,30 @@ req_flush(struct conn *c, const struct ctl_msg *m)
     else
         flush_verdict(c, v, &a);
     customer_free(cust);
+}
+
+/* flush_internal - a request from inside the flusher (the Hello port):
+ * the checks and the schedule of a FLUSH without wait, outcomes logged */
+
+static void
+flush_internal(void *ctx, const struct customer *cust, const char *to)
+{
+    struct sched_req req;
+    struct sched_entry *e;
+    enum sched_verdict v;
+    struct errbuf err;
+
+    (void)ctx;
+    memset(&req, 0, sizeof(req));
+    (void)str_copy(req.reason, sizeof(req.reason), "hello");
+    if (str_copy(req.to, sizeof(req.to), to) < 0 || flush_authorised(cust, &req, &err) != 1)
+        return;
+    if (sched_request(fl.sched, cust->name, &req, false, fl.now, &v, &e) < 0)
+        log_warnx("customer=%s: flush (reason=hello) not started: out of memory", cust->name);
+    else if (v != SCHED_START)
+        verdict_log(v, cust->name, req.reason);
+    else if (start_flush(e, cust, &req, -1) < 0)
+        sched_cancel(fl.sched, e);
 }
 
 static int
@@ -633,6 +685,33 @@ open_control(void)
     return fd;
 }
 
+/* open_hello - the Hello port's listeners, if enabled (before the drop) */
+
+static void
+open_hello(void)
+{
+    struct errbuf err;
+
+    if (hello_open(&fl.cfg.flusher.hello, &fl.hello, &err) < 0)
+        log_fatalx("%s", err.msg);
+}
+
+/* watch_hello - the Hello listeners join the loop; grants are asked of
+ * the policy service's control socket (deliver_authorise) */
+
+static void
+watch_hello(void)
+{
+    const struct sockspec *pc = &fl.cfg.policyd.control;
+    size_t i;
+    int fd;
+
+    for (i = 0; (fd = hello_fd(fl.hello, i)) >= 0; i++)
+        if (add_ev(&fl.hello_ev[i], fd, EV_HELLO) < 0)
+            log_fatal("epoll_ctl");
+    deliver_set_grant_socket(pc->kind == SOCKSPEC_UNIX ? pc->path : "");
+}
+
 static void
 fill_hostname(struct config *cfg)
 {
@@ -702,6 +781,10 @@ reload(void)
     memcpy(o->sendmail_command, n->sendmail_command, sizeof(o->sendmail_command));
     o->bounce_relay = n->bounce_relay;
     memcpy(o->postmaster, n->postmaster, sizeof(o->postmaster));
+    o->hello.rate_interval = n->hello.rate_interval;
+    o->max_age = n->max_age;
+    o->delay_warning = n->delay_warning;
+    o->sweep_interval = n->sweep_interval;
     fl.cfg.log_level = nc->log_level;
     config_apply_logging(&fl.cfg, PROG);
     sched_set_limits(fl.sched, (size_t)o->max_flushes, (time_t)o->retry_interval);
@@ -727,6 +810,40 @@ dispatch(struct ev *ev, uint32_t events)
     case EV_CHILD:
         child_event((struct child *)ev);
         break;
+    case EV_HELLO:
+        hello_accept(fl.hello, ev->fd, fl.db, fl.now, flush_internal, NULL);
+        break;
+    case EV_SWEEP:
+        if (sweep_event(ev->fd, fl.sweep_pid) == 1)
+            fl.sweep_pid = 0;
+        break;
+    }
+}
+
+/* sweep_tick - start the expiry sweep (sweep.c) every sweep_interval,
+ * never two at once; the first right after start-up */
+
+static void
+sweep_tick(void)
+{
+    struct errbuf err;
+    pid_t pid;
+    int fd;
+
+    if (fl.sweep_pid != 0 || fl.now < fl.next_sweep)
+        return;
+    fl.next_sweep = fl.now + (time_t)fl.cfg.flusher.sweep_interval;
+    if ((pid = sweep_start(&fl.cfg, fl.spool, &fd, &err)) < 0) {
+        log_warnx("sweep not started: %s", err.msg);
+        return;
+    }
+    fl.sweep_pid = pid;
+    if (add_ev(&fl.sweep, fd, EV_SWEEP) < 0) {
+        log_warn("epoll_ctl add: sweep process %d; waiting for it", (int)pid);
+        close(fd);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        fl.sweep_pid = 0;
     }
 }
 
@@ -751,6 +868,7 @@ run(void)
         if (fl.now != last_tick) {
             expire_conns();
             sched_prune(fl.sched, fl.now);
+            sweep_tick();
             last_tick = fl.now;
         }
     }
@@ -782,9 +900,12 @@ shutdown_state(void)
 {
     sched_foreach_running(fl.sched, stop_one, NULL);
     sched_foreach_running(fl.sched, wait_one, NULL);
+    if (fl.sweep_pid != 0)
+        sweep_stop(fl.sweep.fd, fl.sweep_pid);
     while (fl.conns != NULL)
         conn_close(fl.conns);
     close(fl.listener.fd);
+    hello_close(fl.hello);
     (void)unlink(fl.cfg.flusher.control.path);
     sched_free(fl.sched);
     custdb_free(fl.db);
@@ -802,9 +923,11 @@ main(int argc, char **argv)
     daemon_start(&o, PROG, &fl.cfg);
     fl.config_path = fl.cfg.file;
     lfd = open_control();
+    open_hello();
     daemon_detach(&o);
     daemon_drop_privileges(PROG, fl.cfg.flusher.user, fl.cfg.flusher.group);
     start_state(lfd);
+    watch_hello();
     log_info("started: control %s, max_flushes=%llu, retry_interval=%llus",
              fl.cfg.flusher.control.path, (unsigned long long)fl.cfg.flusher.max_flushes,
              (unsigned long long)fl.cfg.flusher.retry_interval);
