@@ -54,7 +54,9 @@ print_usage(FILE *fp)
                 "  -h, --help   this text\n"
                 "  -V, --version\n\n"
                 "Exit status: 0 ok, 1 not found, 64 usage, 65 bad data, 66 no input,\n"
-                "73 cannot create, 74 I/O error, 75 table unavailable, 78 bad config.\n"
+                "69 daemon not answering, 73 cannot create, 74 I/O error,\n"
+                "75 temporary failure (table unavailable, mail deferred), 77 not authorised,\n"
+                "78 bad config.\n"
                 "See autoturnctl(8).\n", AUTOTURN_CONFIG_FILE);
 }
 
