@@ -43,253 +43,37 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "netio.h"
 #include "smtpc.h"
 #include "util.h"
 
-#define SMTPC_HOST_MAX     300           /* host string kept for messages */
 #define SMTPC_CMD_MAX      2600          /* one MAIL/RCPT command line */
-#define SMTPC_WBUF         65536         /* write buffer: command groups and body blocks */
-#define SMTPC_RBUF         (2 * SMTPC_LINE_MAX + 4)
 #define SMTPC_PIPELINE_MAX 100           /* commands per pipelined group (RFC 2920 3.1) */
 #define SMTPC_QUIT_TIMEOUT 5             /* seconds for QUIT at close */
 #define SMTPC_SNI_MAX      253
 
 struct smtpc {
-    int fd;
-    bool broken;                       /* an I/O error happened: no more traffic */
-    SSL_CTX *ctx;
-    SSL *ssl;
+    struct netio io;                   /* socket, TLS session, buffers */
+    SSL_CTX *ctx;                      /* ours, or adopted with the session */
     struct smtpc_opts opts;
-    char host[SMTPC_HOST_MAX];
     struct smtpc_ext ext;
-    size_t rpos, rlen;
-    char rbuf[SMTPC_RBUF];
-    size_t wlen;
-    char wbuf[SMTPC_WBUF];
 };
 
-/* --- time --- */
+/* --- I/O (netio.c) --- */
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-deadline_after(unsigned seconds)
-{
-    return now_ms() + (int64_t)seconds * 1000;
-}
-
-/* wait_fd - poll fd for events until deadline: 1 ready, 0 timeout, -1 error. */
-static int
-wait_fd(int fd, short events, int64_t deadline)
-{
-    struct pollfd p = { .fd = fd, .events = events };
-    int64_t left;
-    int n;
-
-    for (;;) {
-        left = deadline - now_ms();
-        if (left <= 0)
-            return 0;
-        n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-        if (n > 0)
-            return 1;
-        if (n < 0 && errno != EINTR)
-            return -1;
-    }
-}
-
-/* --- raw I/O (plain or TLS) --- */
-
-/* io_want - after an I/O attempt that could not proceed: which poll event
- * to wait for (0: a real error or EOF). */
-static short
-io_want(struct smtpc *c, int n, bool writing)
-{
-    if (c->ssl != NULL) {
-        switch (SSL_get_error(c->ssl, n)) {
-        case SSL_ERROR_WANT_READ:
-            return POLLIN;
-        case SSL_ERROR_WANT_WRITE:
-            return POLLOUT;
-        default:
-            return 0;
-        }
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return writing ? POLLOUT : POLLIN;
-    return 0;
-}
-
-/* io_fail - describe a failed read or write (n is its return value). */
-static void
-io_fail(struct smtpc *c, int n, bool writing, struct errbuf *err)
-{
-    unsigned long e;
-
-    c->broken = true;
-    if (c->ssl != NULL && (e = ERR_get_error()) != 0) {
-        errbuf_set(err, "TLS %s %s: %s", writing ? "write to" : "read from", c->host,
-                   ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "error");
-        ERR_clear_error();
-    } else if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE || errno == 0)))
-        errbuf_set(err, "connection closed by %s", c->host);
-    else
-        errbuf_set_errno(err, "%s %s", writing ? "write to" : "read from", c->host);
-}
-
-static void
-io_timeout(struct smtpc *c, const char *what, struct errbuf *err)
-{
-    c->broken = true;
-    errbuf_set(err, "timeout %s %s", what, c->host);
-}
-
-/* io_read - up to len bytes into buf before deadline; >0 count, -1 error. */
-static ssize_t
-io_read(struct smtpc *c, void *buf, size_t len, int64_t deadline, struct errbuf *err)
-{
-    ssize_t n;
-    short ev;
-    int w;
-
-    for (;;) {
-        errno = 0;
-        if (c->ssl != NULL)
-            n = SSL_read(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-        else
-            n = recv(c->fd, buf, len, 0);
-        if (n > 0)
-            return n;
-        if ((ev = io_want(c, (int)n, false)) == 0) {
-            io_fail(c, (int)n, false, err);
-            return -1;
-        }
-        if ((w = wait_fd(c->fd, ev, deadline)) <= 0) {
-            if (w == 0)
-                io_timeout(c, "reading from", err);
-            else
-                io_fail(c, -1, false, err);
-            return -1;
-        }
-    }
-}
-
-/* io_write_all - write len bytes before deadline; 0 / -1. */
-static int
-io_write_all(struct smtpc *c, const char *buf, size_t len, int64_t deadline, struct errbuf *err)
-{
-    ssize_t n;
-    short ev;
-    int w;
-
-    while (len > 0) {
-        errno = 0;
-        if (c->ssl != NULL)
-            n = SSL_write(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-        else
-            n = send(c->fd, buf, len, MSG_NOSIGNAL);
-        if (n > 0) {
-            buf += n;
-            len -= (size_t)n;
-            continue;
-        }
-        if ((ev = io_want(c, (int)n, true)) == 0) {
-            io_fail(c, (int)n, true, err);
-            return -1;
-        }
-        if ((w = wait_fd(c->fd, ev, deadline)) <= 0) {
-            if (w == 0)
-                io_timeout(c, "writing to", err);
-            else
-                io_fail(c, -1, true, err);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* --- output buffer --- */
-
-static int
-wbuf_flush(struct smtpc *c, unsigned timeout, struct errbuf *err)
-{
-    int rc;
-
-    if (c->wlen == 0)
-        return 0;
-    rc = io_write_all(c, c->wbuf, c->wlen, deadline_after(timeout), err);
-    c->wlen = 0;
-    return rc;
-}
-
-/* wbuf_put - append, flushing full blocks with the given timeout. */
-static int
-wbuf_put(struct smtpc *c, const char *p, size_t len, unsigned timeout, struct errbuf *err)
-{
-    size_t k;
-
-    while (len > 0) {
-        if (c->wlen == sizeof(c->wbuf) && wbuf_flush(c, timeout, err) < 0)
-            return -1;
-        k = sizeof(c->wbuf) - c->wlen;
-        if (k > len)
-            k = len;
-        memcpy(c->wbuf + c->wlen, p, k);
-        c->wlen += k;
-        p += k;
-        len -= k;
-    }
-    return 0;
-}
-
-/* --- replies --- */
-
-/* read_line - next reply line (CRLF or LF stripped) from the read buffer.
- * *line_r points into rbuf, valid until the next call. */
+/* read_line - next reply line; an over-long line is a malformed reply. */
 static int
 read_line(struct smtpc *c, int64_t deadline, char **line_r, size_t *len_r, struct errbuf *err)
 {
-    char *lf;
-    ssize_t n;
+    int rc = netio_read_line(&c->io, deadline, SMTPC_LINE_MAX, line_r, len_r, err);
 
-    for (;;) {
-        lf = memchr(c->rbuf + c->rpos, '\n', c->rlen - c->rpos);
-        if (lf != NULL)
-            break;
-        if (c->rlen - c->rpos > SMTPC_LINE_MAX + 1) {
-            c->broken = true;
-            errbuf_set(err, "malformed reply from %s: line longer than %d bytes", c->host,
-                       SMTPC_LINE_MAX);
-            return -1;
-        }
-        if (c->rpos > 0) {
-            memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
-            c->rlen -= c->rpos;
-            c->rpos = 0;
-        }
-        if ((n = io_read(c, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen, deadline, err)) < 0)
-            return -1;
-        c->rlen += (size_t)n;
-    }
-    *line_r = c->rbuf + c->rpos;
-    *len_r = (size_t)(lf - *line_r);
-    c->rpos += *len_r + 1;
-    if (*len_r > 0 && (*line_r)[*len_r - 1] == '\r')
-        (*len_r)--;
-    if (*len_r > SMTPC_LINE_MAX) {
-        c->broken = true;
-        errbuf_set(err, "malformed reply from %s: line longer than %d bytes", c->host,
+    if (rc == NETIO_TOO_LONG) {
+        c->io.broken = true;
+        errbuf_set(err, "malformed reply from %s: line longer than %d bytes", c->io.peer,
                    SMTPC_LINE_MAX);
         return -1;
     }
-    return 0;
+    return rc;
 }
 
 /* text_append - append len bytes to the reply text, control bytes as '?',
@@ -331,14 +115,14 @@ parse_code(struct smtpc *c, const char *line, size_t len, int *code_r, bool *mor
 
     if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9'
         || line[2] < '0' || line[2] > '9' || (len > 3 && line[3] != ' ' && line[3] != '-')) {
-        c->broken = true;
-        errbuf_set(err, "malformed reply from %s: no reply code in \"%s\"", c->host,
+        c->io.broken = true;
+        errbuf_set(err, "malformed reply from %s: no reply code in \"%s\"", c->io.peer,
                    quote_line(line, len, q, sizeof(q)));
         return -1;
     }
     if (memchr(line, '\0', len) != NULL) {
-        c->broken = true;
-        errbuf_set(err, "malformed reply from %s: NUL byte in reply", c->host);
+        c->io.broken = true;
+        errbuf_set(err, "malformed reply from %s: NUL byte in reply", c->io.peer);
         return -1;
     }
     *code_r = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
@@ -393,7 +177,7 @@ static int
 read_reply(struct smtpc *c, unsigned timeout, struct smtpc_reply *r, struct smtpc_ext *x,
            struct errbuf *err)
 {
-    int64_t deadline = deadline_after(timeout);
+    int64_t deadline = netio_deadline(timeout);
     char *line;
     size_t len, nlines;
     int code;
@@ -401,14 +185,14 @@ read_reply(struct smtpc *c, unsigned timeout, struct smtpc_reply *r, struct smtp
 
     r->code = 0;
     r->text[0] = '\0';
-    if (c->broken) {
-        errbuf_set(err, "connection to %s unusable after an earlier error", c->host);
+    if (c->io.broken) {
+        errbuf_set(err, "connection to %s unusable after an earlier error", c->io.peer);
         return -1;
     }
     for (nlines = 0; more; nlines++) {
         if (nlines == SMTPC_REPLY_LINES_MAX) {
-            c->broken = true;
-            errbuf_set(err, "malformed reply from %s: more than %d lines", c->host,
+            c->io.broken = true;
+            errbuf_set(err, "malformed reply from %s: more than %d lines", c->io.peer,
                        SMTPC_REPLY_LINES_MAX);
             return -1;
         }
@@ -416,8 +200,8 @@ read_reply(struct smtpc *c, unsigned timeout, struct smtpc_reply *r, struct smtp
             || parse_code(c, line, len, &code, &more, err) < 0)
             return -1;
         if (nlines > 0 && code != r->code) {
-            c->broken = true;
-            errbuf_set(err, "malformed reply from %s: code %d after %d", c->host, code, r->code);
+            c->io.broken = true;
+            errbuf_set(err, "malformed reply from %s: code %d after %d", c->io.peer, code, r->code);
             return -1;
         }
         r->code = code;
@@ -444,12 +228,12 @@ static int
 command(struct smtpc *c, const char *line, unsigned timeout, struct smtpc_reply *r,
         struct smtpc_ext *x, struct errbuf *err)
 {
-    if (c->broken) {
-        errbuf_set(err, "connection to %s unusable after an earlier error", c->host);
+    if (c->io.broken) {
+        errbuf_set(err, "connection to %s unusable after an earlier error", c->io.peer);
         return -1;
     }
-    if (wbuf_put(c, line, strlen(line), timeout, err) < 0 || wbuf_put(c, "\r\n", 2, timeout, err) < 0
-        || wbuf_flush(c, timeout, err) < 0)
+    if (netio_put(&c->io, line, strlen(line), timeout, err) < 0 || netio_put(&c->io, "\r\n", 2, timeout, err) < 0
+        || netio_flush(&c->io, timeout, err) < 0)
         return -1;
     return read_reply(c, timeout, r, x, err);
 }
@@ -462,29 +246,29 @@ tcp_connect(struct smtpc *c, const struct sockaddr *addr, socklen_t addrlen, str
     int soerr = 0, w, one = 1;
     socklen_t sl = sizeof(soerr);
 
-    c->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) {
-        errbuf_set_errno(err, "socket for %s", c->host);
+    c->io.fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->io.fd < 0) {
+        errbuf_set_errno(err, "socket for %s", c->io.peer);
         return -1;
     }
-    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(c->fd, addr, addrlen) == 0)
+    (void)setsockopt(c->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(c->io.fd, addr, addrlen) == 0)
         return 0;
     if (errno != EINPROGRESS) {
-        errbuf_set_errno(err, "connect to %s", c->host);
+        errbuf_set_errno(err, "connect to %s", c->io.peer);
         return -1;
     }
-    if ((w = wait_fd(c->fd, POLLOUT, deadline_after(c->opts.connect_timeout))) <= 0) {
+    if ((w = netio_wait(c->io.fd, POLLOUT, netio_deadline(c->opts.connect_timeout))) <= 0) {
         if (w == 0)
-            errbuf_set(err, "timeout connecting to %s", c->host);
+            errbuf_set(err, "timeout connecting to %s", c->io.peer);
         else
-            errbuf_set_errno(err, "connect to %s", c->host);
+            errbuf_set_errno(err, "connect to %s", c->io.peer);
         return -1;
     }
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
+    if (getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
         if (soerr != 0)
             errno = soerr;
-        errbuf_set_errno(err, "connect to %s", c->host);
+        errbuf_set_errno(err, "connect to %s", c->io.peer);
         return -1;
     }
     return 0;
@@ -512,14 +296,14 @@ helo(struct smtpc *c, struct smtpc_reply *r, struct errbuf *err)
     memset(&c->ext, 0, sizeof(c->ext));
     c->ext.tls_active = tls;
     if (r->code / 100 != 5) {
-        errbuf_set(err, "EHLO refused by %s: %s", c->host, r->text);
+        errbuf_set(err, "EHLO refused by %s: %s", c->io.peer, r->text);
         return -1;
     }
     if (str_printf(cmd, sizeof(cmd), "HELO %s", c->opts.helo_name) < 0
         || command(c, cmd, c->opts.command_timeout, r, NULL, err) < 0)
         return -1;
     if (r->code != 250) {
-        errbuf_set(err, "HELO refused by %s: %s", c->host, r->text);
+        errbuf_set(err, "HELO refused by %s: %s", c->io.peer, r->text);
         return -1;
     }
     return 0;
@@ -552,15 +336,20 @@ sni_name(const char *host, char *buf, size_t size)
     return (!alpha || inet_pton(AF_INET, buf, &a4) == 1) ? NULL : buf;
 }
 
+/* tls_start - a client context per the options, then the handshake
+ * within the command timeout. */
 static int
-tls_setup(struct smtpc *c, struct errbuf *err)
+tls_start(struct smtpc *c, struct errbuf *err)
 {
     char name[SMTPC_SNI_MAX + 1];
-    const char *sni = sni_name(c->host, name, sizeof(name));
+    const char *sni = sni_name(c->io.peer, name, sizeof(name));
 
     if ((c->ctx = SSL_CTX_new(TLS_client_method())) == NULL
-        || SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION) != 1)
-        goto fail;
+        || SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION) != 1) {
+        errbuf_set(err, "TLS setup for %s failed", c->io.peer);
+        ERR_clear_error();
+        return -1;
+    }
     SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (c->opts.tls_ca_file != NULL) {
         if (SSL_CTX_load_verify_locations(c->ctx, c->opts.tls_ca_file, NULL) != 1) {
@@ -570,48 +359,9 @@ tls_setup(struct smtpc *c, struct errbuf *err)
         }
         SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
     }
-    if ((c->ssl = SSL_new(c->ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
-        goto fail;
-    if (sni != NULL && SSL_set_tlsext_host_name(c->ssl, sni) != 1)
-        goto fail;
-    if (sni != NULL && c->opts.tls_ca_file != NULL && SSL_set1_host(c->ssl, sni) != 1)
-        goto fail;
-    return 0;
-fail:
-    errbuf_set(err, "TLS setup for %s failed", c->host);
-    ERR_clear_error();
-    return -1;
-}
-
-/* tls_handshake - SSL_connect with the command timeout. */
-static int
-tls_handshake(struct smtpc *c, struct errbuf *err)
-{
-    int64_t deadline = deadline_after(c->opts.command_timeout);
-    unsigned long e;
-    long vr;
-    int n, w;
-    short ev;
-
-    while ((n = SSL_connect(c->ssl)) != 1) {
-        if ((ev = io_want(c, n, false)) == 0) {
-            vr = SSL_get_verify_result(c->ssl);
-            e = ERR_get_error();
-            if (vr != X509_V_OK)
-                errbuf_set(err, "TLS handshake with %s failed: %s", c->host,
-                           X509_verify_cert_error_string(vr));
-            else
-                errbuf_set(err, "TLS handshake with %s failed: %s", c->host,
-                           e != 0 && ERR_reason_error_string(e) != NULL
-                               ? ERR_reason_error_string(e) : "connection closed");
-            ERR_clear_error();
-            return -1;
-        }
-        if ((w = wait_fd(c->fd, ev, deadline)) <= 0) {
-            errbuf_set(err, "timeout in TLS handshake with %s", c->host);
-            return -1;
-        }
-    }
+    if (netio_tls_start(&c->io, c->ctx, false, sni, c->opts.tls_ca_file != NULL,
+                        netio_deadline(c->opts.command_timeout), err) < 0)
+        return -1;
     c->ext.tls_active = true;
     return 0;
 }
@@ -625,7 +375,7 @@ starttls(struct smtpc *c, struct smtpc_reply *r, struct errbuf *err)
     if (!c->ext.starttls) {
         if (c->opts.tls == TLS_MAY)
             return 0;
-        errbuf_set(err, "TLS required but not offered by %s", c->host);
+        errbuf_set(err, "TLS required but not offered by %s", c->io.peer);
         return -1;
     }
     if (command(c, "STARTTLS", c->opts.command_timeout, r, NULL, err) < 0)
@@ -633,16 +383,16 @@ starttls(struct smtpc *c, struct smtpc_reply *r, struct errbuf *err)
     if (r->code != 220) {
         if (c->opts.tls == TLS_MAY)
             return 0;                         /* refused: still in sync, go on in plain text */
-        errbuf_set(err, "STARTTLS refused by %s: %s", c->host, r->text);
+        errbuf_set(err, "STARTTLS refused by %s: %s", c->io.peer, r->text);
         return -1;
     }
-    if (c->rpos != c->rlen) {
-        c->broken = true;
-        errbuf_set(err, "%s sent data after the STARTTLS reply", c->host);
+    if (netio_pending(&c->io) != 0) {
+        c->io.broken = true;
+        errbuf_set(err, "%s sent data after the STARTTLS reply", c->io.peer);
         return -1;
     }
-    if (tls_setup(c, err) < 0 || tls_handshake(c, err) < 0) {
-        c->broken = true;
+    if (tls_start(c, err) < 0) {
+        c->io.broken = true;
         return -1;
     }
     return helo(c, r, err);
@@ -653,13 +403,49 @@ smtpc_free(struct smtpc *c)
 {
     if (c == NULL)
         return;
-    if (c->ssl != NULL)
-        SSL_free(c->ssl);
+    netio_close(&c->io);
     if (c->ctx != NULL)
         SSL_CTX_free(c->ctx);
-    if (c->fd >= 0)
-        (void)close(c->fd);
     x_free(c);
+}
+
+/* smtpc_new - an unconnected client with opts; NULL with err. */
+static struct smtpc *
+smtpc_new(int fd, const char *host, const struct smtpc_opts *opts, struct errbuf *err)
+{
+    struct smtpc *c;
+
+    if ((c = x_calloc(1, sizeof(*c))) == NULL) {
+        errbuf_set_errno(err, "smtpc");
+        return NULL;
+    }
+    netio_init(&c->io, fd, host);
+    c->opts = *opts;
+    if (c->opts.helo_name == NULL)
+        c->opts.helo_name = "localhost";
+    return c;
+}
+
+/* session - greeting, EHLO/HELO, STARTTLS per policy (unless TLS is on). */
+static int
+session(struct smtpc *c, struct smtpc_reply *r, struct errbuf *err)
+{
+    if (read_reply(c, c->opts.greeting_timeout, r, NULL, err) < 0)
+        return -1;
+    if (r->code != 220) {
+        errbuf_set(err, "unexpected greeting from %s: %s", c->io.peer, r->text);
+        return -1;
+    }
+    if (helo(c, r, err) < 0)
+        return -1;
+    return c->ext.tls_active ? 0 : starttls(c, r, err);
+}
+
+static void
+reply_reset(struct smtpc_reply *r)
+{
+    r->code = 0;
+    r->text[0] = '\0';
 }
 
 int
@@ -671,31 +457,41 @@ smtpc_open(const struct sockaddr *addr, socklen_t addrlen, const char *host,
     struct smtpc *c;
 
     *c_r = NULL;
-    r->code = 0;
-    r->text[0] = '\0';
-    if ((c = x_calloc(1, sizeof(*c))) == NULL) {
-        errbuf_set_errno(err, "smtpc_open");
+    reply_reset(r);
+    if ((c = smtpc_new(-1, host, opts, err)) == NULL)
+        return -1;
+    if (tcp_connect(c, addr, addrlen, err) < 0 || session(c, r, err) < 0) {
+        smtpc_free(c);
         return -1;
     }
-    c->fd = -1;
-    c->opts = *opts;
-    if (c->opts.helo_name == NULL)
-        c->opts.helo_name = "localhost";
-    (void)str_copy(c->host, sizeof(c->host), host != NULL ? host : "?");
-    if (tcp_connect(c, addr, addrlen, err) < 0
-        || read_reply(c, opts->greeting_timeout, r, NULL, err) < 0)
-        goto fail;
-    if (r->code != 220) {
-        errbuf_set(err, "unexpected greeting from %s: %s", c->host, r->text);
-        goto fail;
-    }
-    if (helo(c, r, err) < 0 || starttls(c, r, err) < 0)
-        goto fail;
     *c_r = c;
     return 0;
-fail:
-    smtpc_free(c);
-    return -1;
+}
+
+int
+smtpc_adopt(int fd, SSL_CTX *ctx, SSL *ssl, const char *peer, const struct smtpc_opts *opts,
+            struct smtpc **c_r, struct smtpc_reply *reply_r, struct errbuf *err)
+{
+    struct smtpc_reply scratch, *r = reply_r != NULL ? reply_r : &scratch;
+    struct smtpc *c;
+
+    *c_r = NULL;
+    reply_reset(r);
+    if ((c = smtpc_new(fd, peer, opts, err)) == NULL) {
+        SSL_free(ssl);
+        SSL_CTX_free(ctx);
+        (void)close(fd);
+        return -1;
+    }
+    c->ctx = ctx;
+    c->io.ssl = ssl;
+    c->ext.tls_active = ssl != NULL;
+    if (session(c, r, err) < 0) {
+        smtpc_free(c);
+        return -1;
+    }
+    *c_r = c;
+    return 0;
 }
 
 const struct smtpc_ext *
@@ -736,9 +532,9 @@ body_has_8bit(struct smtpc *c, struct spool_msg *m, struct errbuf *err)
     ssize_t n, i;
     int found = 0;
 
-    while (found == 0 && (n = spool_msg_read(m, c->wbuf, sizeof(c->wbuf), err)) > 0)
+    while (found == 0 && (n = spool_msg_read(m, c->io.wbuf, sizeof(c->io.wbuf), err)) > 0)
         for (i = 0; i < n; i++)
-            if ((unsigned char)c->wbuf[i] >= 0x80) {
+            if ((unsigned char)c->io.wbuf[i] >= 0x80) {
                 found = 1;
                 break;
             }
@@ -813,8 +609,8 @@ closing(struct smtpc *c, const struct smtpc_reply *r, struct errbuf *err)
 {
     if (r->code != 421)
         return 0;
-    c->broken = true;
-    errbuf_set(err, "%s closed the session: %s", c->host, r->text);
+    c->io.broken = true;
+    errbuf_set(err, "%s closed the session: %s", c->io.peer, r->text);
     return -1;
 }
 
@@ -822,23 +618,25 @@ closing(struct smtpc *c, const struct smtpc_reply *r, struct errbuf *err)
 static int
 put_cmd(struct smtpc *c, const char *cmd, struct errbuf *err)
 {
-    if (wbuf_put(c, cmd, strlen(cmd), c->opts.command_timeout, err) < 0
-        || wbuf_put(c, "\r\n", 2, c->opts.command_timeout, err) < 0)
+    if (netio_put(&c->io, cmd, strlen(cmd), c->opts.command_timeout, err) < 0
+        || netio_put(&c->io, "\r\n", 2, c->opts.command_timeout, err) < 0)
         return -1;
     return 0;
 }
 
 /* envelope_cmds - MAIL, the RCPTs, DATA: pipelined in groups of
- * SMTPC_PIPELINE_MAX, or one by one. On return res holds the replies;
+ * SMTPC_PIPELINE_MAX, or one by one; RCPT for the recipients whose
+ * indexes map[0..nmap) lists. On return res holds the replies;
  * *accepted counts accepted recipients; DATA is sent only if the group
  * logic reaches it (pipelined: always, unless MAIL failed in an earlier
  * group; lock-step: only if a recipient was accepted). */
 static int
-envelope_cmds(struct smtpc *c, const struct envelope *env, const char *mailcmd,
-              struct smtpc_result *res, size_t *accepted, bool *data_sent, struct errbuf *err)
+envelope_cmds(struct smtpc *c, const struct envelope *env, const size_t *map, size_t nmap,
+              const char *mailcmd, struct smtpc_result *res, size_t *accepted, bool *data_sent,
+              struct errbuf *err)
 {
     char cmd[SMTPC_CMD_MAX];
-    size_t ncmd = env->nrcpt + 2, sent = 0, got = 0, batch;
+    size_t ncmd = nmap + 2, sent = 0, got = 0, batch;
     struct smtpc_reply *r;
 
     *accepted = 0;
@@ -851,7 +649,7 @@ envelope_cmds(struct smtpc *c, const struct envelope *env, const char *mailcmd,
                 str_copy(cmd, sizeof(cmd), mailcmd);
             else if (sent == ncmd - 1)
                 str_copy(cmd, sizeof(cmd), "DATA");
-            else if (rcpt_command(c, &env->rcpt[sent - 1], cmd, sizeof(cmd), err) < 0)
+            else if (rcpt_command(c, &env->rcpt[map[sent - 1]], cmd, sizeof(cmd), err) < 0)
                 return -1;
             if (sent == ncmd - 1) {
                 if (!c->ext.pipelining && *accepted == 0)
@@ -861,12 +659,12 @@ envelope_cmds(struct smtpc *c, const struct envelope *env, const char *mailcmd,
             if (put_cmd(c, cmd, err) < 0)
                 return -1;
         }
-        if (wbuf_flush(c, c->opts.command_timeout, err) < 0)
+        if (netio_flush(&c->io, c->opts.command_timeout, err) < 0)
             return -1;
         if (got == sent)
             break;                            /* lock-step and nothing accepted: no DATA */
         for (; got < sent; got++) {
-            r = got == 0 ? &res->mail : got == ncmd - 1 ? &res->data : &res->rcpt[got - 1];
+            r = got == 0 ? &res->mail : got == ncmd - 1 ? &res->data : &res->rcpt[map[got - 1]];
             if (read_reply(c, got == ncmd - 1 ? c->opts.data_timeout : c->opts.command_timeout,
                            r, NULL, err) < 0 || closing(c, r, err) < 0)
                 return -1;
@@ -895,27 +693,27 @@ body_put(struct smtpc *c, struct spool_msg *m, struct errbuf *err)
     while ((n = spool_msg_read(m, in, sizeof(in), err)) > 0) {
         for (start = 0, i = 0; i < n; i++) {
             if (bol && in[i] == '.') {
-                if (wbuf_put(c, in + start, (size_t)(i - start), t, err) < 0
-                    || wbuf_put(c, ".", 1, t, err) < 0)
+                if (netio_put(&c->io, in + start, (size_t)(i - start), t, err) < 0
+                    || netio_put(&c->io, ".", 1, t, err) < 0)
                     return -1;
                 start = i;
             }
             bol = in[i] == '\n';
         }
-        if (wbuf_put(c, in + start, (size_t)(n - start), t, err) < 0)
+        if (netio_put(&c->io, in + start, (size_t)(n - start), t, err) < 0)
             return -1;
         last[0] = n >= 2 ? in[n - 2] : last[1];
         last[1] = in[n - 1];
     }
     if (n < 0) {
-        c->broken = true;                     /* mid-DATA: the session cannot go on */
+        c->io.broken = true;                     /* mid-DATA: the session cannot go on */
         return -1;
     }
-    if ((last[0] != '\r' || last[1] != '\n') && wbuf_put(c, "\r\n", 2, t, err) < 0)
+    if ((last[0] != '\r' || last[1] != '\n') && netio_put(&c->io, "\r\n", 2, t, err) < 0)
         return -1;
-    if (wbuf_put(c, ".\r\n", 3, t, err) < 0)
+    if (netio_put(&c->io, ".\r\n", 3, t, err) < 0)
         return -1;
-    return wbuf_flush(c, t, err);
+    return netio_flush(&c->io, t, err);
 }
 
 /* precheck - statuses decided before anything is sent; 1 = decided. */
@@ -941,37 +739,26 @@ precheck(struct smtpc *c, struct spool_msg *m, const struct envelope *env, bool 
             if (rc == 1)
                 res->status = SMTPC_NEEDS_8BITMIME;
             else
-                c->broken = true;             /* -1 means: stop using this connection */
+                c->io.broken = true;             /* -1 means: stop using this connection */
             return rc;
         }
     }
     return 0;
 }
 
-int
-smtpc_send(struct smtpc *c, struct spool_msg *m, struct smtpc_result *res, struct errbuf *err)
+/* transaction - everything after the prechecks, for the recipients of map */
+static int
+transaction(struct smtpc *c, struct spool_msg *m, const size_t *map, size_t nmap, bool utf8,
+            struct smtpc_result *res, struct errbuf *err)
 {
     const struct envelope *env = spool_msg_envelope(m);
     char mailcmd[SMTPC_CMD_MAX];
     struct smtpc_reply dot;
     size_t accepted;
-    bool utf8, data_sent;
-    int rc;
+    bool data_sent;
 
-    memset(res, 0, sizeof(*res));
-    if (c->broken) {
-        errbuf_set(err, "connection to %s unusable after an earlier error", c->host);
-        return -1;
-    }
-    res->nrcpt = env->nrcpt;
-    if ((res->rcpt = x_calloc(env->nrcpt > 0 ? env->nrcpt : 1, sizeof(*res->rcpt))) == NULL) {
-        errbuf_set_errno(err, "smtpc_send");
-        return -1;
-    }
-    if ((rc = precheck(c, m, env, &utf8, res, err)) != 0)
-        return rc < 0 ? -1 : 0;
     if (mail_command(c, env, spool_msg_body_size(m), utf8, mailcmd, sizeof(mailcmd), err) < 0
-        || envelope_cmds(c, env, mailcmd, res, &accepted, &data_sent, err) < 0)
+        || envelope_cmds(c, env, map, nmap, mailcmd, res, &accepted, &data_sent, err) < 0)
         return -1;
     res->status = SMTPC_REJECTED;
     if (!data_sent || res->data.code != 354)
@@ -981,14 +768,14 @@ smtpc_send(struct smtpc *c, struct spool_msg *m, struct smtpc_result *res, struc
          * empty message and ignore the reply. */
         res->data.code = 0;
         res->data.text[0] = '\0';
-        if (wbuf_put(c, ".\r\n", 3, c->opts.data_timeout, err) < 0
-            || wbuf_flush(c, c->opts.data_timeout, err) < 0
+        if (netio_put(&c->io, ".\r\n", 3, c->opts.data_timeout, err) < 0
+            || netio_flush(&c->io, c->opts.data_timeout, err) < 0
             || read_reply(c, c->opts.data_timeout, &dot, NULL, err) < 0)
             return -1;
         return 0;
     }
     if (spool_msg_rewind(m, err) < 0) {
-        c->broken = true;
+        c->io.broken = true;
         return -1;
     }
     if (body_put(c, m, err) < 0 || read_reply(c, c->opts.data_timeout, &res->data, NULL, err) < 0
@@ -997,6 +784,41 @@ smtpc_send(struct smtpc *c, struct spool_msg *m, struct smtpc_result *res, struc
     if (res->data.code / 100 == 2)
         res->status = SMTPC_SENT;
     return 0;
+}
+
+int
+smtpc_send_some(struct smtpc *c, struct spool_msg *m, const bool *want, struct smtpc_result *res,
+                 struct errbuf *err)
+{
+    const struct envelope *env = spool_msg_envelope(m);
+    size_t *map, nmap = 0, i;
+    bool utf8;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    if (c->io.broken) {
+        errbuf_set(err, "connection to %s unusable after an earlier error", c->io.peer);
+        return -1;
+    }
+    res->nrcpt = env->nrcpt;
+    if ((res->rcpt = x_calloc(env->nrcpt > 0 ? env->nrcpt : 1, sizeof(*res->rcpt))) == NULL
+        || (map = x_calloc(env->nrcpt > 0 ? env->nrcpt : 1, sizeof(*map))) == NULL) {
+        errbuf_set_errno(err, "smtpc_send");
+        return -1;
+    }
+    for (i = 0; i < env->nrcpt; i++)
+        if (want == NULL || want[i])
+            map[nmap++] = i;
+    if ((rc = precheck(c, m, env, &utf8, res, err)) == 0)
+        rc = transaction(c, m, map, nmap, utf8, res, err);
+    x_free(map);
+    return rc < 0 ? -1 : 0;
+}
+
+int
+smtpc_send(struct smtpc *c, struct spool_msg *m, struct smtpc_result *res, struct errbuf *err)
+{
+    return smtpc_send_some(c, m, NULL, res, err);
 }
 
 void
@@ -1016,8 +838,8 @@ smtpc_rset(struct smtpc *c, struct errbuf *err)
     if (command(c, "RSET", c->opts.command_timeout, &r, NULL, err) < 0)
         return -1;
     if (r.code / 100 != 2) {
-        c->broken = true;
-        errbuf_set(err, "RSET refused by %s: %s", c->host, r.text);
+        c->io.broken = true;
+        errbuf_set(err, "RSET refused by %s: %s", c->io.peer, r.text);
         return -1;
     }
     return 0;
@@ -1031,13 +853,10 @@ smtpc_close(struct smtpc *c)
 
     if (c == NULL)
         return;
-    if (!c->broken) {
+    if (!c->io.broken) {
         t = c->opts.command_timeout < SMTPC_QUIT_TIMEOUT ? c->opts.command_timeout
                                                          : SMTPC_QUIT_TIMEOUT;
         (void)command(c, "QUIT", t, &r, NULL, NULL);
-        if (c->ssl != NULL && !c->broken)
-            (void)SSL_shutdown(c->ssl);
     }
-    ERR_clear_error();
     smtpc_free(c);
 }

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
+
 #include "customer.h"
 #include "envelope.h"
 #include "spool.h"
@@ -78,6 +80,14 @@ int smtpc_open(const struct sockaddr *addr, socklen_t addrlen, const char *host,
                const struct smtpc_opts *opts, struct smtpc **c_r, struct smtpc_reply *reply_r,
                struct errbuf *err);
 
+/* smtpc_adopt - the same session on a connection that already exists (an
+ * ODMR turnaround, RFC 2645): fd is connected; ssl (with its ctx) is the
+ * TLS session already running on it, or NULL for plain text. Reads the
+ * greeting, EHLO/HELO, and STARTTLS per policy only if TLS is not on yet.
+ * smtpc owns fd, ssl and ctx from here on, on failure too. */
+int smtpc_adopt(int fd, SSL_CTX *ctx, SSL *ssl, const char *peer, const struct smtpc_opts *opts,
+                struct smtpc **c_r, struct smtpc_reply *reply_r, struct errbuf *err);
+
 const struct smtpc_ext *smtpc_extensions(const struct smtpc *c);
 
 /* smtpc_send - one transaction for the open spool message m (envelope and
@@ -89,6 +99,11 @@ const struct smtpc_ext *smtpc_extensions(const struct smtpc *c);
 int smtpc_send(struct smtpc *c, struct spool_msg *m, struct smtpc_result *res,
                struct errbuf *err);
 void smtpc_result_clear(struct smtpc_result *res);
+
+/* smtpc_send_some - the same for the recipients i with want[i] only (at
+ * least one; NULL = all); the others' rcpt[i].code stays 0 (not tried). */
+int smtpc_send_some(struct smtpc *c, struct spool_msg *m, const bool *want,
+                    struct smtpc_result *res, struct errbuf *err);
 
 /* smtpc_rset - after a refused transaction, before the next one. */
 int smtpc_rset(struct smtpc *c, struct errbuf *err);
