@@ -14,15 +14,27 @@
 #   CUSTOMERS, GRANTS  default 1000000, 100000
 #   CONNS      default "1 10 50"
 #   KEEP=1     keep the work directory (logs, data) and print its name
+#   QUICK=1    DURATION 1, CUSTOMERS 10000, GRANTS 1000, CONNS "1 50" unless
+#              set: checks the harness, measures nothing worth keeping
+# Ends with RATIO lines (bench/ratio.sh, format in bench/all); the targets
+# apply at c = 50, the other c get lines without a target.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build=${BUILDDIR:-$root/build/release}
-duration=${DURATION:-5}
-customers=${CUSTOMERS:-1000000}
-grants=${GRANTS:-100000}
-conns=${CONNS:-1 10 50}
+if [ "${QUICK:-0}" = 1 ]; then
+  duration=${DURATION:-1}
+  customers=${CUSTOMERS:-10000}
+  grants=${GRANTS:-1000}
+  conns=${CONNS:-1 50}
+else
+  duration=${DURATION:-5}
+  customers=${CUSTOMERS:-1000000}
+  grants=${GRANTS:-100000}
+  conns=${CONNS:-1 10 50}
+fi
+. "$here/ratio.sh"
 load=$build/policyd/bench_policyd_load
 limit=$build/policyd/bench_policyd_limit
 policyd=$build/policyd/autoturn-policyd
@@ -170,3 +182,16 @@ awk '
     }
   }' "$work/results"
 grep -Ei "error|fatal|protocol violation" "$work/policyd.log" >&2 || true
+
+pg=postgrey
+v=$(dpkg-query -W -f='${Version}' postgrey 2>/dev/null) && pg="postgrey ${v%-*}"
+get() { awk -v s="$1" -v c="$c" -v f="$2" '$1 == s && $2 == c { print $f }' "$work/results"; }
+echo
+for c in $conns; do
+  if [ "$c" = 50 ]; then tl=">=0.8" tg=">=50"; else tl=- tg=-; fi
+  ratio policyd "req/s, c=$c" "$(get autoturn 5)" req/s "epoll DUNNO limit" "$(get limit 5)" "$tl"
+  ratio policyd "req/s, c=$c" "$(get autoturn 5)" req/s "$pg" "$(get postgrey 5)" "$tg"
+  if [ "$c" = 50 ]; then
+    ratio policyd "p99 latency, c=$c" "$(get autoturn 7)" ms budget 1 "<1"
+  fi
+done
