@@ -20,13 +20,17 @@
 #   BUILDDIR   default build/release (RelWithDebInfo; targets built if missing)
 #   MESSAGES   default 10000
 #   KEEP=1     keep the work directory (logs) and print its name
+#   QUICK=1    MESSAGES 500 unless set: checks the harness, measures nothing
+#              worth keeping
+# Ends with RATIO lines (bench/ratio.sh, format in bench/all).
 # Never run by the test suite.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build=${BUILDDIR:-$root/build/release}
-nmsg=${MESSAGES:-10000}
+if [ "${QUICK:-0}" = 1 ]; then nmsg=${MESSAGES:-500}; else nmsg=${MESSAGES:-10000}; fi
+. "$here/ratio.sh"
 flusher=$build/flusher/autoturn-flusher
 ctl=$build/ctl/autoturnctl
 spool_put=$build/tests/spool_put
@@ -243,3 +247,9 @@ awk -v n="$nmsg" -v a="$t_at" -v p="$t_pf" -v r="$t_raw" -v lat="$lat" '
     printf "latency FLUSH -> first RCPT at smtp-sink: median %.1f ms (min %.1f, max %.1f; 20 runs; target < 50 ms)\n", l[1], l[2], l[3]
   }'
 grep -Ei "warning|error|fatal" "$work/flusher.log" | head -5 >&2 || true
+
+rate() { echo "$nmsg / $1" | bc -l; }
+echo
+ratio flusher "drain $nmsg x 4 KiB, msg/s" "$(rate "$t_at")" msg/s "postfix ETRN fast flush" "$(rate "$t_pf")" ">=2"
+ratio flusher "drain $nmsg x 4 KiB, msg/s" "$(rate "$t_at")" msg/s "raw smtp-source -s 10" "$(rate "$t_raw")" ">=0.5"
+ratio flusher "FLUSH to first RCPT, median of 20" "${lat%% *}" ms budget 50 "<1"
