@@ -55,6 +55,7 @@ enum fate {
     FATE_SENT,
     FATE_DEFERRED,
     FATE_BOUNCED,
+    FATE_SKIPPED,                    /* not asked for (ATRN domain list): kept, not reported */
 };
 
 struct rcpt_outcome {
@@ -71,6 +72,8 @@ struct flush {
     bool stop;                       /* the connection is gone: keep the rest */
     char error[ERRBUF_SIZE];         /* why the flush stopped, "" if it did not */
     int client_fd;
+    const char *const *only;         /* recipient domains asked for; NULL = all */
+    size_t nonly;
 };
 
 /* --- authorisation and targets --- */
@@ -555,7 +558,8 @@ out:
 static const char *
 fate_name(enum fate fate)
 {
-    return fate == FATE_SENT ? "sent" : fate == FATE_BOUNCED ? "bounced" : "deferred";
+    return fate == FATE_SENT ? "sent" : fate == FATE_BOUNCED ? "bounced"
+         : fate == FATE_SKIPPED ? "skipped" : "deferred";
 }
 
 static void
@@ -565,6 +569,8 @@ report(struct flush *f, const char *id, const struct envelope *env, const struct
     size_t i;
 
     for (i = 0; i < env->nrcpt; i++) {
+        if (o[i].fate == FATE_SKIPPED)
+            continue;
         log_info("customer=%s, id=%s, to=<%s>, relay=%s, delay=%lds, status=%s (%s)", f->name,
                  id, env->rcpt[i].addr, f->relay, delay < 0 ? 0 : delay, fate_name(o[i].fate),
                  o[i].text);
@@ -600,7 +606,7 @@ settle(struct flush *f, const char *id, struct spool_msg *m, struct rcpt_outcome
                 (void)str_copy(o[i].text, sizeof(o[i].text), "refused, and the DSN failed");
             }
     for (i = 0; i < env->nrcpt; i++)
-        if ((keep[i] = o[i].fate == FATE_DEFERRED))
+        if ((keep[i] = o[i].fate == FATE_DEFERRED || o[i].fate == FATE_SKIPPED))
             nkeep++;
     report(f, id, env, o);
     /* the directory is synced once per flush (run_messages): a lost
@@ -614,6 +620,47 @@ settle(struct flush *f, const char *id, struct spool_msg *m, struct rcpt_outcome
     x_free(keep);
 }
 
+/* domain_in - is the domain of addr d, or one below d? */
+static bool
+domain_in(const char *addr, const char *d)
+{
+    const char *at = strrchr(addr, '@');
+    size_t la, ld = strlen(d);
+
+    if (at == NULL)
+        return false;
+    at++;
+    la = strlen(at);
+    if (la == ld)
+        return str_ieq(at, d);
+    return la > ld && at[la - ld - 1] == '.' && str_ieq(at + la - ld, d);
+}
+
+/* wanted - which recipients this flush is for (f->only); their number */
+static size_t
+wanted(const struct flush *f, const struct envelope *env, bool *want)
+{
+    size_t i, k, n = 0;
+
+    for (i = 0; i < env->nrcpt; i++) {
+        want[i] = f->only == NULL;
+        for (k = 0; k < f->nonly && !want[i]; k++)
+            want[i] = domain_in(env->rcpt[i].addr, f->only[k]);
+        n += want[i];
+    }
+    return n;
+}
+
+static void
+skip_unwanted(struct rcpt_outcome *o, const bool *want, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (!want[i])
+            o[i].fate = FATE_SKIPPED;
+}
+
 /* one_message - deliver one spool message over f->c */
 
 static void
@@ -622,6 +669,7 @@ one_message(struct flush *f, const char *id)
     struct spool_msg *m = NULL;
     struct smtpc_result res;
     struct rcpt_outcome *o = NULL;
+    bool *want = NULL;
     struct errbuf err;
     const struct envelope *env;
     int rc;
@@ -634,18 +682,23 @@ one_message(struct flush *f, const char *id)
         return;
     }
     env = spool_msg_envelope(m);
-    if ((o = x_calloc(env->nrcpt, sizeof(*o))) == NULL) {
+    if ((o = x_calloc(env->nrcpt, sizeof(*o))) == NULL
+        || (want = x_calloc(env->nrcpt, sizeof(*want))) == NULL) {
         log_warnx("customer=%s, id=%s: out of memory; skipped", f->name, id);
         goto out;
     }
-    if (smtpc_send(f->c, m, &res, &err) < 0) {
+    if (wanted(f, env, want) == 0)
+        goto out;                                /* nothing for the domains asked for */
+    if (smtpc_send_some(f->c, m, want, &res, &err) < 0) {
         all_fates(o, env->nrcpt, FATE_DEFERRED, err.msg);
+        skip_unwanted(o, want, env->nrcpt);
         report(f, id, env, o);
         (void)str_copy(f->error, sizeof(f->error), err.msg);
         f->stop = true;
         goto out;
     }
     classify(f->c, &res, o);
+    skip_unwanted(o, want, env->nrcpt);
     settle(f, id, m, o);
     if ((res.mail.code >= 400 && res.mail.code < 500) ||
         (res.data.code >= 400 && res.data.code < 500)) {
@@ -659,19 +712,29 @@ one_message(struct flush *f, const char *id)
     }
 out:
     smtpc_result_clear(&res);
+    x_free(want);
     x_free(o);
     spool_msg_close(m);
 }
 
 /* --- the flush --- */
 
+/* client_opts - the SMTP client settings for this customer */
+static struct smtpc_opts
+client_opts(const struct deliver_req *r)
+{
+    const struct config_flusher *cf = &r->cfg->flusher;
+    struct smtpc_opts o = {(unsigned)cf->connect_timeout, (unsigned)cf->greeting_timeout,
+                           (unsigned)cf->command_timeout, (unsigned)cf->data_timeout,
+                           cf->myhostname, r->cust->tls, NULL};
+
+    return o;
+}
+
 static int
 connect_any(struct flush *f, const struct targets *t)
 {
-    const struct config_flusher *cf = &f->r->cfg->flusher;
-    struct smtpc_opts o = {(unsigned)cf->connect_timeout, (unsigned)cf->greeting_timeout,
-                           (unsigned)cf->command_timeout, (unsigned)cf->data_timeout,
-                           cf->myhostname, f->r->cust->tls, NULL};
+    struct smtpc_opts o = client_opts(f->r);
     struct smtpc_reply reply;
     struct errbuf err;
     size_t i;
@@ -773,6 +836,76 @@ done:
 out:
     x_free(v);
     spool_unlock(lockfd);
+}
+
+/* --- a connection that already exists (ODMR) --- */
+
+int
+deliver_any_for(const struct deliver_req *r, const char *const *only, size_t nonly,
+                const struct spool_entry *v, size_t n, struct errbuf *err)
+{
+    struct flush f;
+    struct spool_msg *m;
+    bool *want;
+    size_t i, got = 0;
+    int rc;
+
+    if (only == NULL)
+        return n > 0;
+    memset(&f, 0, sizeof(f));
+    f.only = only;
+    f.nonly = nonly;
+    for (i = 0; i < n && got == 0; i++) {
+        if ((rc = spool_msg_open(r->spool, r->cust->name, v[i].id, &m, err)) == SPOOL_MALFORMED)
+            continue;                            /* moved to bad/ and logged */
+        if (rc < 0)
+            return -1;
+        if ((want = x_calloc(spool_msg_envelope(m)->nrcpt + 1, sizeof(*want))) == NULL) {
+            spool_msg_close(m);
+            errbuf_set_errno(err, "deliver_any_for");
+            return -1;
+        }
+        got = wanted(&f, spool_msg_envelope(m), want);
+        x_free(want);
+        spool_msg_close(m);
+    }
+    return got > 0;
+}
+
+void
+deliver_reversed(const struct deliver_req *r, int fd, SSL_CTX *ctx, SSL *ssl, const char *peer,
+                 unsigned greeting_timeout, const char *const *only, size_t nonly,
+                 const struct spool_entry *v, size_t n, struct deliver_result *res)
+{
+    struct smtpc_opts o = client_opts(r);
+    struct smtpc_reply reply;
+    struct errbuf err;
+    struct flush f;
+
+    memset(&f, 0, sizeof(f));
+    f.r = r;
+    f.name = r->cust->name;
+    f.relay = peer;
+    f.client_fd = -1;
+    f.only = only;
+    f.nonly = nonly;
+    if (greeting_timeout > o.greeting_timeout)
+        o.greeting_timeout = greeting_timeout;
+    log_info("customer=%s: flush of %zu message(s) (reason=%s)", f.name, n, r->reason);
+    if (smtpc_adopt(fd, ctx, ssl, peer, &o, &f.c, &reply, &err) < 0) {
+        log_warnx("customer=%s: relay=%s: %s", f.name, peer, err.msg);
+        f.deferred = n;
+    } else {
+        run_messages(&f, v, n);
+        smtpc_close(f.c);
+    }
+    log_info("customer=%s: flush done: delivered=%lu, deferred=%lu, bounced=%lu", f.name,
+             f.delivered, f.deferred, f.bounced);
+    res->delivered = f.delivered;
+    res->deferred = f.deferred;
+    res->bounced = f.bounced;
+    res->failed = f.delivered == 0 && f.deferred > 0;
+    res->busy = false;
 }
 
 /* --- the child --- */

@@ -10,6 +10,8 @@
 
 #include <stdbool.h>
 
+#include <openssl/ssl.h>
+
 #include "config.h"
 #include "customer.h"
 #include "spool.h"
@@ -57,11 +59,30 @@ void deliver_child(const struct deliver_req *r) __attribute__((noreturn));
  * logging opened again. */
 void deliver_child_setup(const struct config *cfg, int keep1, int keep2);
 
+
 struct deliver_result {
     unsigned long delivered, deferred, bounced;
     bool failed;                   /* no connection, or nothing delivered but deferred */
     bool busy;                     /* the spool lock was held by another process */
 };
+/* deliver_any_for - is any
+ of the held messages v[0..n) for a recipient
+ * in one of the domains only[0..nonly) (or below one)? only == NULL:
+ * any message at all. 1 yes, 0 no, -1 error (err). Opens envelopes. */
+int deliver_any_for(const struct deliver_req *r, const char *const *only, size_t nonly,
+                    const struct spool_entry *v, size_t n, struct errbuf *err);
+
+/* deliver_reversed - an ODMR turnaround (RFC 2645): the customer's side of
+ * the connection fd (TLS session ssl/ctx, or NULL) is now the SMTP server.
+ * Reads its greeting (waiting at least greeting_timeout seconds), then
+ * delivers v[0..n) as any flush does (same client, same outcome rules,
+ * bounces, logs), only to recipients in only[] (NULL: all), and QUITs.
+ * The caller holds the customer's spool lock. fd, ssl and ctx are
+ * consumed. res gets the counts. */
+void deliver_reversed(const struct deliver_req *r, int fd, SSL_CTX *ctx, SSL *ssl,
+                      const char *peer, unsigned greeting_timeout, const char *const *only,
+                      size_t nonly, const struct spool_entry *v, size_t n,
+                      struct deliver_result *res);
 
 /* deliver_result_parse - read a RESULT line; 0 or -1. */
 int deliver_result_parse(const char *line, size_t len, struct deliver_result *r);

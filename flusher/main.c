@@ -1,7 +1,8 @@
 /*
  * main.c - autoturn-flusher: start-up (config, control socket, privilege
  * drop), the epoll event loop serving the control protocol (FLUSH,
- * STATUS, PING) and the Hello port (hello.c), starting one forked child per flush (deliver.c) as the
+ * STATUS, PING), the Hello port (hello.c) and the ODMR listener (odmr.c,
+ * one forked session per connection), starting one forked child per flush (deliver.c) as the
  * schedule (sched.c) allows, and reaping those children. Owns the control
  * connections and, per child, the read end of its status pipe: the pipe's
  * EOF says the child is gone (no SIGCHLD handler), its one RESULT line
@@ -31,6 +32,7 @@
 #include "deliver.h"
 #include "hello.h"
 #include "log.h"
+#include "odmr.h"
 #include "schedule.h"
 #include "spool.h"
 #include "sweep.h"
@@ -52,6 +54,7 @@ enum ev_kind {
     EV_CHILD,
     EV_SWEEP,                    /* the expiry sweep's status pipe (sweep.c) */
     EV_HELLO,                    /* a Hello port listener (hello.c) */
+    EV_ODMR,                     /* the ODMR listener's epoll descriptor (odmr.c) */
 };
 
 struct ev {
@@ -86,6 +89,8 @@ static struct {
     struct ev listener, sig;
     struct hello *hello;         /* NULL when the Hello port is off */
     struct ev hello_ev[CONFIG_LISTEN_MAX];
+    struct odmr *odmr;           /* NULL when ODMR is off */
+    struct ev odmr_ev;
     struct conn *conns;
     size_t nconns;
     time_t now, started;
@@ -696,6 +701,27 @@ open_hello(void)
         log_fatalx("%s", err.msg);
 }
 
+/* open_odmr - the ODMR listeners and TLS key, if enabled (before the drop) */
+
+static void
+open_odmr(void)
+{
+    struct errbuf err;
+
+    if (odmr_open(&fl.cfg, &fl.odmr, &err) < 0)
+        log_fatalx("%s", err.msg);
+}
+
+static void
+watch_odmr(void)
+{
+    if (fl.odmr == NULL)
+        return;
+    odmr_start(fl.odmr, fl.spool);
+    if (add_ev(&fl.odmr_ev, odmr_poll_fd(fl.odmr), EV_ODMR) < 0)
+        log_fatal("epoll_ctl");
+}
+
 /* watch_hello - the Hello listeners join the loop; grants are asked of
  * the policy service's control socket (deliver_authorise) */
 
@@ -782,13 +808,21 @@ reload(void)
     o->bounce_relay = n->bounce_relay;
     memcpy(o->postmaster, n->postmaster, sizeof(o->postmaster));
     o->hello.rate_interval = n->hello.rate_interval;
+    o->odmr.auth_delay = n->odmr.auth_delay;
+    o->odmr.max_auth_failures = n->odmr.max_auth_failures;
+    o->odmr.timeout = n->odmr.timeout;
+    o->odmr.turnaround_timeout = n->odmr.turnaround_timeout;
+    o->odmr.max_sessions_per_address = n->odmr.max_sessions_per_address;
+    o->odmr.address_failures = n->odmr.address_failures;
+    o->odmr.address_block = n->odmr.address_block;
     o->max_age = n->max_age;
     o->delay_warning = n->delay_warning;
     o->sweep_interval = n->sweep_interval;
     fl.cfg.log_level = nc->log_level;
     config_apply_logging(&fl.cfg, PROG);
     sched_set_limits(fl.sched, (size_t)o->max_flushes, (time_t)o->retry_interval);
-    log_info("%s: reloaded (control socket, user, spool and table paths need a restart)",
+    log_info("%s: reloaded (control socket, listeners, TLS files, user, spool and table paths "
+             "need a restart)",
              fl.config_path);
     x_free(nc);
     start_queued();
@@ -812,6 +846,9 @@ dispatch(struct ev *ev, uint32_t events)
         break;
     case EV_HELLO:
         hello_accept(fl.hello, ev->fd, fl.db, fl.now, flush_internal, NULL);
+        break;
+    case EV_ODMR:
+        odmr_event(fl.odmr, fl.now);
         break;
     case EV_SWEEP:
         if (sweep_event(ev->fd, fl.sweep_pid) == 1)
@@ -906,6 +943,7 @@ shutdown_state(void)
         conn_close(fl.conns);
     close(fl.listener.fd);
     hello_close(fl.hello);
+    odmr_close(fl.odmr);
     (void)unlink(fl.cfg.flusher.control.path);
     sched_free(fl.sched);
     custdb_free(fl.db);
@@ -924,10 +962,12 @@ main(int argc, char **argv)
     fl.config_path = fl.cfg.file;
     lfd = open_control();
     open_hello();
+    open_odmr();
     daemon_detach(&o);
     daemon_drop_privileges(PROG, fl.cfg.flusher.user, fl.cfg.flusher.group);
     start_state(lfd);
     watch_hello();
+    watch_odmr();
     log_info("started: control %s, max_flushes=%llu, retry_interval=%llus",
              fl.cfg.flusher.control.path, (unsigned long long)fl.cfg.flusher.max_flushes,
              (unsigned long long)fl.cfg.flusher.retry_interval);

@@ -141,6 +141,12 @@ static const struct key keys[] = {
     NUM("odmr", "auth_delay", K_DURATION, flusher.odmr.auth_delay, 0, 60),
     NUM("odmr", "max_auth_failures", K_COUNT, flusher.odmr.max_auth_failures, 1, 100),
     NUM("odmr", "timeout", K_DURATION, flusher.odmr.timeout, 1, DAY),
+    NUM("odmr", "turnaround_timeout", K_DURATION, flusher.odmr.turnaround_timeout, 1, DAY),
+    NUM("odmr", "max_sessions", K_COUNT, flusher.odmr.max_sessions, 1, 10000),
+    NUM("odmr", "max_sessions_per_address", K_COUNT, flusher.odmr.max_sessions_per_address, 1,
+        10000),
+    NUM("odmr", "address_failures", K_COUNT, flusher.odmr.address_failures, 1, 100000),
+    NUM("odmr", "address_block", K_DURATION, flusher.odmr.address_block, 0, 30 * DAY),
 };
 
 /* The load in progress (libconfuse callbacks take no context pointer). */
@@ -544,6 +550,11 @@ defaults_flusher(struct config_flusher *f)
     f->odmr.auth_delay = 2;
     f->odmr.max_auth_failures = 3;
     f->odmr.timeout = 5 * 60;
+    f->odmr.turnaround_timeout = 10 * 60;
+    f->odmr.max_sessions = 50;
+    f->odmr.max_sessions_per_address = 5;
+    f->odmr.address_failures = 10;
+    f->odmr.address_block = 15 * 60;
 }
 
 void

@@ -63,6 +63,11 @@ struct config_odmr {
     uint64_t auth_delay;              /* delay after a failed AUTH; default 2s */
     uint64_t max_auth_failures;       /* per connection; default 3 */
     uint64_t timeout;                 /* per command; default 5m */
+    uint64_t turnaround_timeout;      /* customer's greeting after ATRN; default 10m (RFC 2645) */
+    uint64_t max_sessions;            /* at once; default 50 */
+    uint64_t max_sessions_per_address;/* at once from one address; default 5 */
+    uint64_t address_failures;        /* failed AUTHs from one address before it is refused; 10 */
+    uint64_t address_block;           /* ...within and for this long; default 15m */
 };
 
 struct config_flusher {
