@@ -13,7 +13,11 @@
 #   e2e_config             D/autoturn.conf; extra lines from E2E_MILTER,
 #                          E2E_POLICYD, E2E_FLUSHER; E2E_CHECK_INTERVAL
 #                          (default 0s)
-#   e2e_customers          the customer source on stdin -> D/customers(.cdb)
+#   e2e_customers          the customer source on stdin -> D/customers,
+#                          compiled by "autoturnctl compile" (as root) into
+#                          D/lib/customers.cdb; D/lib is setgid nogroup
+#                          (mode 2750, as packaged: /var/lib/autoturn), so
+#                          a table compiled by root is readable by the daemons
 #   e2e_up                 flusher, policyd, milter, Internet sink, Postfix
 #                          (relay_domains from E2E_RELAY)
 #   e2e_sink NAME IP [opts]    a customer's server: smtp-sink on IP:PA,
@@ -24,6 +28,7 @@
 #   e2e_send SRC-IP FILE RCPT...   mt_smtp from SRC-IP (prints MAIL/RCPT/DATA)
 #   e2e_held CUSTOMER      held messages;  e2e_count DIR  files in DIR
 #   e2e_wait SECS CMD...   poll CMD every 0.1 s until it succeeds
+#   e2e_until SECS WANT CMD...   poll until CMD prints WANT
 #   e2e_sink_body FILE     an smtp-sink file without smtp-sink's own lines
 #   e2e_sink_same WANT FILE    the message in smtp-sink's FILE is WANT
 #                          (smtp-sink stores CRLF as LF and ends with a LF)
@@ -39,8 +44,10 @@ E2E_SINKS=""
 e2e_init() {
   D=$(mktemp -d /tmp/autoturn-e2e.XXXXXX) || exit 1
   chmod 0755 "$D"
-  mkdir -p "$D/spool" "$D/run" "$D/grants"
+  mkdir -p "$D/spool" "$D/run" "$D/grants" "$D/lib"
   chown nobody "$D/spool" "$D/grants"
+  chown nobody:nogroup "$D/lib"
+  chmod 2750 "$D/lib"
   chmod 0755 "$D/run"
   SMTP=$(free_port) POLICY=$(free_port) PA=$(free_port) SINK=$(free_port) HELLO=$(free_port)
   trap e2e_down EXIT
@@ -55,7 +62,7 @@ log {
 spool { directory = "$D/spool" }
 customers {
     source = "$D/customers"
-    table = "$D/customers.cdb"
+    table = "$D/lib/customers.cdb"
     check_interval = ${E2E_CHECK_INTERVAL:-0s}
 }
 milter {
@@ -93,7 +100,8 @@ CONF
 }
 
 e2e_customers() {
-  fl_customers "$D"
+  cat >"$D/customers"
+  e2e_ctl compile >"$D/compile.log" 2>&1 || { cat "$D/compile.log" >&2; return 1; }
 }
 
 e2e_ctl() {
@@ -161,6 +169,15 @@ e2e_wait() {
   local secs=$1 i; shift
   for i in $(seq 1 $((secs * 10))); do
     "$@" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+e2e_until() {
+  local secs=$1 want=$2 i; shift 2
+  for i in $(seq 1 $((secs * 10))); do
+    [ "$("$@")" = "$want" ] && return 0
     sleep 0.1
   done
   return 1

@@ -101,7 +101,7 @@ run hi 127.0.0.9 "$SMTP"
 expect_line "stranger 127.0.0.9: EHLO 250, QUIT 221" out "250 221"
 run hi 127.0.0.2 "$SMTP"
 expect_line "acme from 127.0.0.2: EHLO 250, QUIT 221" out "250 221"
-if e2e_wait 30 acme_sunk 3 && e2e_wait 30 test "$(e2e_held acme)" = 0 && e2e_wait 10 test "$(flushes)" = 1; then
+if e2e_wait 30 acme_sunk 3 && e2e_until 30 0 e2e_held acme && e2e_until 10 1 flushes; then
   pass "acme's connect: its server received 3 messages, spool drained"
 else
   fail "acme's connect: delivered" "sink: $(ls "$D/sink-ACME")" "held: $(e2e_held acme)" "$(cat "$D/flusher.log")"
@@ -144,12 +144,12 @@ for t in h1 h2; do
   run e2e_send 127.0.0.1 "$WORK/$t" a@virt.dom
   expect "$t accepted" 0 "DATA 250 2.0.0 Ok: queued as"
 done
-e2e_wait 20 test "$(e2e_held acme)" = 2 && pass "h1, h2 held" || fail "h1, h2 held" "$(e2e_held acme)"
+e2e_until 20 2 e2e_held acme && pass "h1, h2 held" || fail "h1, h2 held" "$(e2e_held acme)"
 run hello 127.0.0.9
 expect_line "Hello port, stranger: closed at once" out closed
 run hello 127.0.0.2
 expect_line "Hello port, acme: closed at once" out closed
-if e2e_wait 30 acme_sunk 5 && e2e_wait 30 test "$(e2e_held acme)" = 0 && e2e_wait 10 test "$(flushes)" = 2; then
+if e2e_wait 30 acme_sunk 5 && e2e_until 30 0 e2e_held acme && e2e_until 10 2 flushes; then
   pass "Hello from 127.0.0.2: 2 more messages at acme's server, spool drained"
 else
   fail "hello: delivered" "sink: $(ls "$D/sink-ACME")" "held: $(e2e_held acme)" "$(cat "$D/flusher.log")"
