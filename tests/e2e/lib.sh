@@ -18,7 +18,9 @@
 #                          D/lib/customers.cdb; D/lib is setgid nogroup
 #                          (mode 2750, as packaged: /var/lib/autoturn), so
 #                          a table compiled by root is readable by the daemons
-#   e2e_up                 flusher, policyd, milter, Internet sink, Postfix
+#   e2e_daemons            flusher, policyd, milter, the Internet's sink
+#                          (smtp-sink on 127.0.0.1:SINK)
+#   e2e_up                 e2e_daemons and Postfix on 127.0.0.1:SMTP
 #                          (relay_domains from E2E_RELAY)
 #   e2e_sink NAME IP [opts]    a customer's server: smtp-sink on IP:PA,
 #                          files in D/sink-NAME
@@ -108,7 +110,7 @@ e2e_ctl() {
   "$AUTOTURNCTL" -c "$D/autoturn.conf" "$@"
 }
 
-e2e_up() {
+e2e_daemons() {
   fl_start "$D" || { fail "flusher starts" "$(cat "$D/flusher.log")"; return 1; }
   # (not pd_start: it would take bounce_relay's port for the policy port)
   "$POLICYD" -f -c "$D/autoturn.conf" 2>>"$D/policyd.log" &
@@ -117,6 +119,10 @@ e2e_up() {
   mt_start "$D" || { fail "milter starts" "$(cat "$D/milter.log")"; return 1; }
   sink_start NET "127.0.0.1:$SINK" "$D/sink-net" || { fail "Internet sink starts"; return 1; }
   E2E_SINKS="$E2E_SINKS NET"
+}
+
+e2e_up() {
+  e2e_daemons || return 1
   local check="inet:127.0.0.1:$POLICY"
   pf_new "$D/pf" "$SMTP"
   pf_set "$D/pf" "mynetworks = 127.0.0.1/32" \
@@ -145,6 +151,7 @@ e2e_down() {
   local s
   set +e
   [ -n "${D:-}" ] && [ -d "$D/pf" ] && pf_stop "$D/pf"
+  [ -n "${SM_PID:-}" ] && sm_stop "$D/sm"
   for s in $E2E_SINKS; do sink_stop "$s"; done
   E2E_SINKS=""
   mt_stop; pd_stop; fl_stop
