@@ -211,6 +211,8 @@ cmd_status(struct cli_ctx *ctx)
     } else {
         printf("autoturn-flusher: %lu of at most %lu flushes running, up %lus\n",
                num(&fin, "running"), num(&fin, "max"), num(&fin, "uptime"));
+        if (num(&fin, "odmr_sessions") > 0)
+            printf("autoturn-flusher: %lu ODMR sessions connected\n", num(&fin, "odmr_sessions"));
     }
     return EXIT_OK;
 }

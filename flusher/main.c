@@ -555,6 +555,7 @@ req_status(struct conn *c, const struct ctl_msg *m)
     ctl_msg_addf(&ok, "running", "%zu", sched_running(fl.sched));
     ctl_msg_addf(&ok, "max", "%zu", sched_max(fl.sched));
     ctl_msg_addf(&ok, "uptime", "%lld", (long long)(fl.now - fl.started));
+    ctl_msg_addf(&ok, "odmr_sessions", "%zu", odmr_sessions(fl.odmr));
     conn_finish(c, &ok);
 }
 

@@ -16,7 +16,10 @@ for f in "$prefix/sbin/autoturnctl" \
          "$etc/autoturn.conf" \
          "$etc/customers.example" \
          "$prefix/share/doc/autoturn/spool-format.md" \
-         "$prefix/share/doc/autoturn/control-protocol.md"; do
+         "$prefix/share/doc/autoturn/control-protocol.md" \
+         "$prefix/share/doc/autoturn/examples/fetchmailrc.odmr" \
+         "$prefix/share/doc/autoturn/examples/postfix-main.cf.milter" \
+         "$prefix/share/doc/autoturn/examples/dovecot-post-login.sh"; do
   [ -e "$WORK/root$f" ] && pass "installed $f" || fail "installed $f" "$(cd "$WORK/root" && find . | sort)"
 done
 [ -x "$WORK/root$prefix/sbin/autoturnctl" ] && pass "autoturnctl is executable" || fail "autoturnctl is executable"

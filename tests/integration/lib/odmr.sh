@@ -56,7 +56,8 @@ od_fetch() {
   printf 'poll 127.0.0.1 protocol ODMR service %s user "%s" password "%s" fetchdomains %s smtphost 127.0.0.1/%s\n' \
     "$OD_PORT" "$user" "$pass" "$domains" "$smtpport" >"$FM_RC"
   chmod 0600 "$FM_RC"
-  FM_OUT=$(FETCHMAILHOME=$home timeout 120 fetchmail -v -f "$FM_RC" 2>&1)
+  # --pidfile: as root fetchmail would lock /var/run/fetchmail.pid, shared by every run
+  FM_OUT=$(FETCHMAILHOME=$home timeout 120 fetchmail -v --pidfile "$home/fetchmail.pid" -f "$FM_RC" 2>&1)
 }
 
 od_client() {
