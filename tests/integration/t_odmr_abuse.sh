@@ -61,6 +61,18 @@ has "STARTTLS, AUTH PLAIN, ATRN: 250 and the session goes on in TLS" "$out" \
 grep -q "^Subject: t1" "$WORK/tls-sink/1.eml" 2>/dev/null && [ "$(fl_held "$D" acme)" = 0 ] &&
   pass "message delivered over TLS, spool empty" || fail "TLS delivery" "$(ls "$WORK/tls-sink")"
 
+# --- 2b. ATRN without an argument: every held domain of the customer ---
+od_msg "$WORK/t2" t2 "all domains"
+fl_put "$D" acme "$WORK/t2" a@virt.dom b@other.dom
+fl_put "$D" beta "$WORK/t2" x@beta.example
+mkdir -p "$WORK/all-sink"
+out=$(SINK="$WORK/all-sink" C "EHLO c.test" "CRAM acme secret1" ATRN TURN)
+has "ATRN alone: both of acme's domains, one transaction" "$out" \
+  "> 250 OK now reversing the connection" "< RCPT TO:<a@virt.dom>" "< RCPT TO:<b@other.dom>" \
+  "turn: 1 message(s) received"
+[ "$(fl_held "$D" acme)" = 0 ] && [ "$(fl_held "$D" beta)" = 1 ] &&
+  pass "acme's spool empty, beta's untouched" || fail "spools" "$(fl_held "$D" acme) $(fl_held "$D" beta)"
+
 # --- 3. commands out of order ---
 out=$(C "MAIL FROM:<a@b.c>" "ATRN virt.dom" "AUTH CRAM-MD5" "HELO c.test" "EHLO c.test" \
   "ATRN virt.dom" "AUTH LOGIN" "AUTH" NOOP RSET QUIT)
