@@ -101,6 +101,20 @@ static struct {
 
 /* --- control connections --- */
 
+/* ev_close - out of the epoll set first, then close: a forked child may
+ * still hold the descriptor, and epoll watches the open file, not the
+ * number, so a plain close() would leave events for a freed struct */
+
+static void
+ev_close(struct ev *ev)
+{
+    if (ev->fd < 0)
+        return;
+    (void)epoll_ctl(fl.epfd, EPOLL_CTL_DEL, ev->fd, NULL);
+    (void)close(ev->fd);
+    ev->fd = -1;
+}
+
 static void
 conn_close(struct conn *c)
 {
@@ -110,8 +124,7 @@ conn_close(struct conn *c)
         fl.conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    if (c->ev.fd >= 0)
-        close(c->ev.fd);
+    ev_close(&c->ev);
     x_free(c->out);
     x_free(c);
     fl.nconns--;
@@ -312,7 +325,7 @@ child_event(struct child *ch)
         ch->len += (size_t)n;
         return;
     }
-    close(ch->ev.fd);             /* EOF (the child is gone), error, or too long */
+    ev_close(&ch->ev);            /* EOF (the child is gone), error, or too long */
     failed = child_status(ch, e->pid);
     if (sched_finished(fl.sched, e, failed, fl.now, &next))
         start_again(e, &next);
@@ -400,7 +413,6 @@ flush_start_now(struct conn *c, struct sched_entry *e, const struct customer *cu
         return;
     }
     if (a->wait) {                /* the child answers; the parent lets go */
-        (void)epoll_ctl(fl.epfd, EPOLL_CTL_DEL, fd, NULL);
         conn_close(c);
         return;
     }
@@ -852,8 +864,10 @@ dispatch(struct ev *ev, uint32_t events)
         odmr_event(fl.odmr, fl.now);
         break;
     case EV_SWEEP:
-        if (sweep_event(ev->fd, fl.sweep_pid) == 1)
+        if (sweep_event(ev->fd, fl.sweep_pid) == 1) {
+            ev_close(ev);
             fl.sweep_pid = 0;
+        }
         break;
     }
 }

@@ -524,8 +524,7 @@ sweep_event(int fd, pid_t pid)
     n = read(fd, buf, sizeof(buf));
     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
         return 0;
-    close(fd);
-    st = reap(pid);
+    st = reap(pid);                 /* the caller closes fd (after taking it out of epoll) */
     if (WIFSIGNALED(st))
         log_warnx("sweep process %d killed by signal %d; expired mail stays held until the "
                   "next sweep", (int)pid, WTERMSIG(st));

@@ -25,7 +25,8 @@
 pid_t sweep_start(const struct config *cfg, struct spool *sp, int *fd_r, struct errbuf *err);
 
 /* sweep_event - the status pipe is readable: 0 while the child runs; 1
- * when it ended (fd closed, child reaped, an abnormal end logged). */
+ * when it ended (child reaped, an abnormal end logged; the caller takes fd
+ * out of its epoll set and closes it). */
 int sweep_event(int fd, pid_t pid);
 
 /* sweep_stop - SIGTERM to a running sweep child and wait for it (daemon
