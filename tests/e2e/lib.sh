@@ -25,6 +25,7 @@
 #   e2e_sink NAME IP [opts]    a customer's server: smtp-sink on IP:PA,
 #                          files in D/sink-NAME
 #   e2e_down               stop everything this test started, remove D
+#                          (E2E_KEEP=1 keeps D and its logs)
 #   e2e_ctl ARGS...        autoturnctl -c D/autoturn.conf ARGS...
 #   e2e_msg FILE TAG       a message with Subject/Message-ID TAG
 #   e2e_send SRC-IP FILE RCPT...   mt_smtp from SRC-IP (prints MAIL/RCPT/DATA)

@@ -50,7 +50,10 @@ print("closed" if s.recv(100) == b"" else "data")
 PY
 }
 acme_sunk() { [ "$(e2e_count "$D/sink-ACME")" = "$1" ]; }
-flushes() { grep -c "customer=acme: flush done:" "$D/flusher.log"; }
+# idle - no flush running (a rescan starts in the same step as the end of
+# the flush before it, so "0 running" after a flush done line is final)
+idle() { e2e_ctl status | grep -q '^autoturn-flusher: 0 of at most 20 flushes running'; }
+done_with() { grep -q "customer=acme: flush done: delivered=$1, deferred=0, bounced=0$" "$D/flusher.log"; }
 
 # --- 1. three messages for virt.dom (one 8-bit and dot-stuffed, one also for
 # the Internet) are held; the Internet's recipient gets its copy ---
@@ -70,7 +73,7 @@ run e2e_send 127.0.0.1 "$WORK/m3" c@virt.dom x@example.net
 expect "m3 for c@virt.dom and x@example.net accepted" 0 "DATA 250 2.0.0 Ok: queued as"
 q3=$(printf '%s\n' "$OUT" | mt_qid)
 
-pf_wait_log "$D/pf" "$q3: removed" 20 || fail "postfix done with m3" "$(pf_log "$D/pf" | tail)"
+pf_wait_log "$D/pf" "$q3: removed" 60 || fail "postfix done with m3" "$(pf_log "$D/pf" | tail)"
 n=$(grep -c ': customer=acme, id=[^,]*, from=<s@example.org>, nrcpt=[12], size=[0-9]*, status=held$' "$D/milter.log")
 [ "$n" = 3 ] && pass "milter: three status=held lines" || fail "milter: three held" "$(cat "$D/milter.log")"
 [ "$(pf_queue_count "$D/pf")" = 0 ] && pass "Postfix's queue is empty" || fail "postfix queue empty" "$(postqueue -c "$D/pf/conf" -p)"
@@ -101,7 +104,7 @@ run hi 127.0.0.9 "$SMTP"
 expect_line "stranger 127.0.0.9: EHLO 250, QUIT 221" out "250 221"
 run hi 127.0.0.2 "$SMTP"
 expect_line "acme from 127.0.0.2: EHLO 250, QUIT 221" out "250 221"
-if e2e_wait 30 acme_sunk 3 && e2e_until 30 0 e2e_held acme && e2e_until 10 1 flushes; then
+if e2e_wait 60 acme_sunk 3 && e2e_until 60 0 e2e_held acme && e2e_wait 30 done_with 4 && e2e_wait 30 idle; then
   pass "acme's connect: its server received 3 messages, spool drained"
 else
   fail "acme's connect: delivered" "sink: $(ls "$D/sink-ACME")" "held: $(e2e_held acme)" "$(cat "$D/flusher.log")"
@@ -111,9 +114,19 @@ pf_log "$D/pf" | grep -q 'connect from unknown\[127.0.0.2\]' && pass "Postfix sa
 [ "$(grep -c 'acme: flush requested, to=127.0.0.2, reason=connect$' "$D/policyd.log")" = 1 ] &&
   ! grep -q '127.0.0.9' "$D/policyd.log" &&
   pass "policyd: one notice for 127.0.0.2, none for the stranger" || fail "policyd notices" "$(cat "$D/policyd.log")"
-[ "$(grep -c 'customer=acme: flush started (pid [0-9]*, reason=connect, to=127.0.0.2)$' "$D/flusher.log")" = 1 ] &&
-  [ "$(grep -c 'flush started' "$D/flusher.log")" = 1 ] &&
-  pass "flusher: exactly one flush, reason=connect, to=127.0.0.2" || fail "one flush" "$(grep flush "$D/flusher.log")"
+# The milter may notice the same connect (Postfix sometimes passes a
+# session that ends before MAIL FROM to the milter, despite
+# autoturn-milter(8)); its request then finds the flush running and makes
+# it run once more, finding nothing: a second flush is allowed, but every
+# flush is toward 127.0.0.2 for reason=connect and only one delivers.
+n=$(grep -c 'milter.*customer=acme, client=127.0.0.2: connect: flush requested$' "$D/milter.log")
+[ "$n" -le 1 ] && ! grep -q 'client=127.0.0.9' "$D/milter.log" &&
+  pass "milter: at most one notice for 127.0.0.2 ($n), none for the stranger" || fail "milter notices" "$(cat "$D/milter.log")"
+n=$(grep -c 'customer=acme: flush started (pid [0-9]*, reason=connect, to=127.0.0.2)$' "$D/flusher.log")
+[ "$n" -ge 1 ] && [ "$n" -le 2 ] && [ "$(grep -c 'flush started' "$D/flusher.log")" = "$n" ] &&
+  [ "$(grep -c 'customer=acme: flush done: delivered=0, deferred=0, bounced=0$' "$D/flusher.log")" = $((n - 1)) ] &&
+  pass "flusher: flushes only toward 127.0.0.2 for reason=connect; one delivers" || fail "connect flushes" "$(grep flush "$D/flusher.log")"
+conn_flushes=$n
 n=$(grep -c "customer=acme, id=[^,]*, to=<[abc]@\(sub\.\)\?virt.dom>, relay=127.0.0.2\[127.0.0.2\]:$PA, delay=[0-9]*s, status=sent (250 2.0.0 Ok)$" "$D/flusher.log")
 [ "$n" = 4 ] && pass "flusher: four status=sent lines (a, b, a, c) to 127.0.0.2:$PA" ||
   fail "four sent lines" "$(grep status= "$D/flusher.log")"
@@ -144,12 +157,12 @@ for t in h1 h2; do
   run e2e_send 127.0.0.1 "$WORK/$t" a@virt.dom
   expect "$t accepted" 0 "DATA 250 2.0.0 Ok: queued as"
 done
-e2e_until 20 2 e2e_held acme && pass "h1, h2 held" || fail "h1, h2 held" "$(e2e_held acme)"
+e2e_until 60 2 e2e_held acme && pass "h1, h2 held" || fail "h1, h2 held" "$(e2e_held acme)"
 run hello 127.0.0.9
 expect_line "Hello port, stranger: closed at once" out closed
 run hello 127.0.0.2
 expect_line "Hello port, acme: closed at once" out closed
-if e2e_wait 30 acme_sunk 5 && e2e_until 30 0 e2e_held acme && e2e_until 10 2 flushes; then
+if e2e_wait 60 acme_sunk 5 && e2e_until 60 0 e2e_held acme && e2e_wait 30 done_with 2 && e2e_wait 30 idle; then
   pass "Hello from 127.0.0.2: 2 more messages at acme's server, spool drained"
 else
   fail "hello: delivered" "sink: $(ls "$D/sink-ACME")" "held: $(e2e_held acme)" "$(cat "$D/flusher.log")"
@@ -159,7 +172,7 @@ grep -q 'customer=acme: hello from 127.0.0.2: flush requested$' "$D/flusher.log"
   grep -q 'customer=acme: flush done: delivered=2, deferred=0, bounced=0$' "$D/flusher.log" &&
   pass "flusher log: hello, flush started reason=hello, delivered=2" || fail "hello log" "$(grep -i 'hello\|flush' "$D/flusher.log")"
 grep -q 'hello from 127.0.0.9: not a registered address; closed' "$D/flusher.log" &&
-  [ "$(grep -c 'flush started' "$D/flusher.log")" = 2 ] &&
+  [ "$(grep -c 'flush started' "$D/flusher.log")" = $((conn_flushes + 1)) ] &&
   pass "Hello from the stranger: logged and ignored" || fail "hello stranger" "$(grep hello "$D/flusher.log")"
 for t in h1 h2; do
   f=$(grep -l "^Message-ID: <$t@example.org>" "$D"/sink-ACME/* 2>/dev/null)

@@ -43,7 +43,7 @@ qcode, _ = s.docmd("QUIT")
 print(code, qcode)
 PY
 }
-sm_done() { sm_wait_log "$D/sm" "$1: (done;|to=<[^>]*>, .*stat=discarded)" 20; }
+sm_done() { sm_wait_log "$D/sm" "$1: (done;|to=<[^>]*>, .*stat=discarded)" 60; }
 acme_sunk() { e2e_count "$D/sink-ACME"; }
 
 # --- 1. held: two held-only messages and a mixed one ---
@@ -65,7 +65,7 @@ for m in "m1 a@virt.dom b@sub.virt.dom" "m2 a@virt.dom" "m3 c@virt.dom x@example
 done
 n=$(grep -c ': customer=acme, id=[^,]*, from=<s@example.org>, nrcpt=[12], size=[0-9]*, status=held$' "$D/milter.log")
 [ "$n" = 3 ] && pass "milter: three status=held lines" || fail "milter: three held" "$(cat "$D/milter.log")"
-e2e_wait 20 grep -q '^X-Rcpt-Args: <x@example.net>' "$D"/sink-net/* 2>/dev/null
+e2e_wait 60 grep -q '^X-Rcpt-Args: <x@example.net>' "$D"/sink-net/* 2>/dev/null
 [ "$(e2e_count "$D/sink-net")" = 1 ] && [ "$(grep -c '^X-Rcpt-Args:' "$D"/sink-net/*)" = 1 ] &&
   pass "the Internet's sink got m3 for x@example.net only" || fail "internet sink" "$(cat "$D"/sink-net/* 2>/dev/null)"
 [ "$(sm_queue_count "$D/sm")" = 0 ] && pass "Sendmail's queue is empty" || fail "sendmail queue empty" "$(ls "$D/sm/queue")"
@@ -82,8 +82,8 @@ run hi 127.0.0.9
 expect_line "stranger 127.0.0.9: EHLO 250, QUIT 221" out "250 221"
 run hi 127.0.0.2
 expect_line "acme from 127.0.0.2: EHLO 250, QUIT 221" out "250 221"
-if e2e_until 30 3 acme_sunk && e2e_until 30 0 e2e_held acme &&
-   e2e_wait 10 grep -q 'customer=acme: flush done:' "$D/flusher.log"; then
+if e2e_until 60 3 acme_sunk && e2e_until 60 0 e2e_held acme &&
+   e2e_wait 30 grep -q 'customer=acme: flush done:' "$D/flusher.log"; then
   pass "acme's connect: its server received 3 messages, spool drained"
 else
   fail "acme's connect: delivered" "sink: $(ls "$D/sink-ACME")" "held: $(e2e_held acme)" "$(cat "$D/milter.log" "$D/flusher.log")"

@@ -82,7 +82,7 @@ done_lines() { grep -c "customer=$1: flush done:" "$D/flusher.log"; }
 hold a1 x@virt.dom
 hold a2 y@sub.virt.dom
 hold b1 z@beta.example
-e2e_until 20 2 e2e_held acme && e2e_until 20 1 e2e_held beta &&
+e2e_until 60 2 e2e_held acme && e2e_until 60 1 e2e_held beta &&
   pass "held: 2 for acme, 1 for beta" || fail "held 2 + 1" "$(e2e_ctl queue)"
 [ "$(pf_queue_count "$D/pf")" = 0 ] && pass "Postfix's queue is empty" || fail "postfix queue empty" "$(postqueue -c "$D/pf/conf" -p)"
 
@@ -101,7 +101,7 @@ grep -q 'acme: ETRN virt.dom from 127.0.0.1 refused: not authorised' "$D/policyd
 # --- 2. a stranger asks for beta (delivery host): to 127.0.0.3, not to the asker ---
 fm beta.example
 [ "$RC" = 0 ] && pass "fetchmail ETRN beta.example from a stranger: exit 0" || fail "fetchmail beta: exit 0" "rc=$RC" "$OUT" "$ERR"
-if e2e_wait 30 sunk BETA 1 && e2e_until 30 0 e2e_held beta && e2e_until 10 1 done_lines beta; then
+if e2e_wait 60 sunk BETA 1 && e2e_until 60 0 e2e_held beta && e2e_until 30 1 done_lines beta; then
   pass "beta's mail went to its host 127.0.0.3"
 else
   fail "beta delivered to 127.0.0.3" "$(ls "$D/sink-BETA")" "$(cat "$D/flusher.log")"
@@ -119,7 +119,7 @@ fm nope.example
 # --- 4. acme's registered address, ETRN @virt.dom: delivered there ---
 run etrn 127.0.0.2 @virt.dom
 expect_line "ETRN @virt.dom from 127.0.0.2: 250" out "250 Queuing started"
-if e2e_wait 30 sunk ACME 2 && e2e_until 30 0 e2e_held acme && e2e_until 10 1 done_lines acme; then
+if e2e_wait 60 sunk ACME 2 && e2e_until 60 0 e2e_held acme && e2e_until 30 1 done_lines acme; then
   pass "acme's 2 messages went to 127.0.0.2"
 else
   fail "acme delivered to 127.0.0.2" "$(ls "$D/sink-ACME")" "$(cat "$D/flusher.log")"
@@ -131,12 +131,12 @@ grep -q 'acme: flush requested, to=127.0.0.2, reason=etrn$' "$D/policyd.log" &&
 
 # --- 5. fetchmail with a grant tied to acme: delivered to the asker ---
 hold a3 x@virt.dom
-e2e_until 20 1 e2e_held acme || fail "a3 held" "$(e2e_held acme)"
+e2e_until 60 1 e2e_held acme || fail "a3 held" "$(e2e_held acme)"
 run e2e_ctl grant 127.0.0.1 --customer acme --ttl 10m
 expect "autoturnctl grant 127.0.0.1 --customer acme" 0 "granted 127.0.0.1 until "
 fm virt.dom
 [ "$RC" = 0 ] && pass "fetchmail ETRN virt.dom with the grant: exit 0" || fail "fetchmail granted: exit 0" "rc=$RC" "$OUT" "$ERR"
-if e2e_wait 30 sunk ASKER 1 && e2e_until 30 0 e2e_held acme && e2e_until 10 2 done_lines acme; then
+if e2e_wait 60 sunk ASKER 1 && e2e_until 60 0 e2e_held acme && e2e_until 30 2 done_lines acme; then
   pass "a3 went to the asker 127.0.0.1"
 else
   fail "a3 delivered to 127.0.0.1" "$(ls "$D/sink-ASKER")" "$(cat "$D/flusher.log")"
@@ -147,10 +147,10 @@ grep -q 'customer=acme: flush started (pid [0-9]*, reason=etrn, to=127.0.0.1)$' 
 
 # --- 6. SMTP AUTH as acme (XCLIENT LOGIN) from 127.0.0.7: delivered there ---
 hold a4 x@virt.dom
-e2e_until 20 1 e2e_held acme || fail "a4 held" "$(e2e_held acme)"
+e2e_until 60 1 e2e_held acme || fail "a4 held" "$(e2e_held acme)"
 run etrn 127.0.0.1 virt.dom "ADDR=127.0.0.7 LOGIN=acme"
 expect_line "ETRN virt.dom after AUTH as acme (XCLIENT) from 127.0.0.7: 250" out "250 Queuing started"
-if e2e_wait 30 sunk AUTH 1 && e2e_until 30 0 e2e_held acme && e2e_until 10 3 done_lines acme; then
+if e2e_wait 60 sunk AUTH 1 && e2e_until 60 0 e2e_held acme && e2e_until 30 3 done_lines acme; then
   pass "a4 went to the authenticated client 127.0.0.7"
 else
   fail "a4 delivered to 127.0.0.7" "$(ls "$D/sink-AUTH")" "$(cat "$D/flusher.log")" "$(cat "$D/policyd.log")"

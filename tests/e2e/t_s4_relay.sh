@@ -116,7 +116,7 @@ run relay 127.0.0.2 r9
 [ "$OUT" = "$OK_LINES" ] && pass "acme's registered address still relays" || fail "acme still relays" "$OUT"
 
 # --- what reached the Internet ---
-e2e_wait 20 relayed r9 || fail "r9 reached the sink"
+e2e_wait 60 relayed r9 || fail "r9 reached the sink"
 want="r2 r4 r7 r8 r9"
 got=$(cat "$D"/sink-net/* 2>/dev/null | sed -n 's/^Message-ID: <\(r[0-9]*\)@virt.dom>$/\1/p' | sort | tr '\n' ' ')
 [ "$got" = "$want " ] && pass "the Internet got exactly the relayed messages: $want" || fail "relayed set" "got: $got" "want: $want"

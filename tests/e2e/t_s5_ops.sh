@@ -61,7 +61,7 @@ hold q2 b@virt.dom
 hold q3 h@beta.example
 hold q4 g@gamma.example
 all_held() { find "$D"/spool/*/new -type f | wc -l; }
-e2e_until 20 4 all_held || fail "4 messages held" "$(find "$D/spool" -type f)"
+e2e_until 60 4 all_held || fail "4 messages held" "$(find "$D/spool" -type f)"
 ba=$(spool_bytes acme) bb=$(spool_bytes beta) bg=$(spool_bytes gamma)
 run e2e_ctl queue
 expect_line "queue: header" out "CUSTOMER                  MESSAGES      BYTES     OLDEST"
@@ -107,7 +107,7 @@ running() {
   run e2e_ctl status
   printf '%s\n' "$OUT" | grep -Eqx 'flushing gamma to \(its host\) since [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8}'
 }
-if e2e_wait 20 running; then
+if e2e_wait 60 running; then
   pass "status: the running flush of gamma"
   printf '%s\n' "$OUT" | grep -Eqx 'autoturn-flusher: 1 of at most 20 flushes running, up [0-9]+s' &&
     pass "status: 1 of at most 20 flushes running" || fail "status: count" "$OUT"
@@ -117,10 +117,10 @@ if e2e_wait 20 running; then
 else
   fail "status shows the running flush" "$OUT"
 fi
-e2e_until 30 0 e2e_held gamma && e2e_wait 10 grep -q 'customer=gamma: flush done: delivered=1' "$D/flusher.log" ||
+e2e_until 60 0 e2e_held gamma && e2e_wait 30 grep -q 'customer=gamma: flush done: delivered=1' "$D/flusher.log" ||
   fail "gamma delivered" "$(cat "$D/flusher.log")"
 idle() { run e2e_ctl status; printf '%s\n' "$OUT" | grep -Eqx 'autoturn-flusher: 0 of at most 20 flushes running, up [0-9]+s'; }
-e2e_wait 10 idle && pass "status afterwards: 0 flushes running" || fail "status idle" "$OUT"
+e2e_wait 30 idle && pass "status afterwards: 0 flushes running" || fail "status idle" "$OUT"
 
 # --- 4. grants ---
 run e2e_ctl grant 127.0.0.5 --user joe --customer acme --ttl 1h
@@ -167,7 +167,7 @@ with open(out, "w", buffering=1) as f:
 PY
 SENDER=$!
 sunk_new() { [ "$(grep -l '^X-Rcpt-Args: <n[0-9]*@new.example>' "$D"/sink-net/* 2>/dev/null | wc -l)" -ge "$1" ]; }
-e2e_wait 30 sunk_new 3 && pass "before the reload new.example mail goes on to the Internet" ||
+e2e_wait 60 sunk_new 3 && pass "before the reload new.example mail goes on to the Internet" ||
   fail "new.example at the sink before the reload" "$(tail -3 "$WORK/sent")"
 cp "$D/lib/customers.cdb" "$WORK/table.before"
 cp "$D/customers" "$WORK/customers.good"
@@ -183,10 +183,10 @@ printf 'customer newco\n    domain new.example\n    address 127.0.0.6\n    deliv
 run e2e_ctl compile
 expect "compile with customer newco" 0 "4 customers, 4 domains, 2 networks"
 held_new() { [ "$(e2e_held newco)" -ge "$1" ]; }
-if e2e_wait 30 held_new 1; then
+if e2e_wait 60 held_new 1; then
   pass "after the reload new.example mail is held for newco"
   switch=$(tail -1 "$WORK/sent" | cut -d' ' -f1)
-  e2e_wait 30 held_new 10 || fail "10 held for newco" "$(e2e_held newco)"
+  e2e_wait 60 held_new 10 || fail "10 held for newco" "$(e2e_held newco)"
 else
   fail "new.example held after the reload" "$(cat "$D/milter.log" | tail -5)"
   switch=0
