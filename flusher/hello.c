@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -82,7 +83,8 @@ hello_open(const struct config_hello *cfg, struct hello **h_r, struct errbuf *er
         return -1;
     }
     h->cfg = cfg;
-    h->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    if (getrandom(&h->seed, sizeof(h->seed), GRND_NONBLOCK) != (ssize_t)sizeof(h->seed))
+        h->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     for (i = 0; i < cfg->listen.count && i < CONFIG_LISTEN_MAX; i++) {
         if (listen_one(h, &cfg->listen.spec[i], err) < 0) {
             hello_close(h);
@@ -117,13 +119,7 @@ hello_close(struct hello *h)
 static struct hello_slot *
 rate_slot(struct hello *h, const struct ipaddr *a)
 {
-    uint64_t x = h->seed ^ 0xcbf29ce484222325ull;
-    size_t i;
-
-    for (i = 0; i < sizeof(a->bytes); i++)
-        x = (x ^ a->bytes[i]) * 0x100000001b3ull;
-    x ^= (uint64_t)a->family;
-    return &h->slots[(x ^ (x >> 32)) & (HELLO_RATE_SLOTS - 1)];
+    return &h->slots[ipaddr_hash(a, h->seed) & (HELLO_RATE_SLOTS - 1)];
 }
 
 /* rate_recent - a triggered less than rate_interval ago */

@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -140,7 +141,8 @@ odmr_open(const struct config *cfg, struct odmr **o_r, struct errbuf *err)
     o->oc = &cfg->flusher.odmr;
     o->epfd = -1;
     o->nslots = (size_t)o->oc->max_sessions;
-    o->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)o;
+    if (getrandom(&o->seed, sizeof(o->seed), GRND_NONBLOCK) != (ssize_t)sizeof(o->seed))
+        o->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     if ((o->sess = x_calloc(o->nslots, sizeof(*o->sess))) == NULL
         || (o->fails = x_calloc(ODMR_FAIL_SLOTS, sizeof(*o->fails))) == NULL) {
         errbuf_set(err, "odmr: out of memory");
@@ -189,13 +191,7 @@ odmr_sessions(const struct odmr *o)
 static struct fail_slot *
 fail_slot(struct odmr *o, const struct ipaddr *a)
 {
-    uint64_t x = o->seed ^ 0xcbf29ce484222325ull;
-    size_t i;
-
-    for (i = 0; i < sizeof(a->bytes); i++)
-        x = (x ^ a->bytes[i]) * 0x100000001b3ull;
-    x ^= (uint64_t)a->family;
-    return &o->fails[(x ^ (x >> 32)) & (ODMR_FAIL_SLOTS - 1)];
+    return &o->fails[ipaddr_hash(a, o->seed) & (ODMR_FAIL_SLOTS - 1)];
 }
 
 /* fail_count - failures of a in the current window (an expired window

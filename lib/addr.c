@@ -160,6 +160,18 @@ ipaddr_mask(struct ipaddr *a, unsigned prefix)
         a->bytes[i] = 0;
 }
 
+uint64_t
+ipaddr_hash(const struct ipaddr *a, uint64_t seed)
+{
+    uint64_t x = seed ^ 0xcbf29ce484222325ull;
+    size_t i;
+
+    for (i = 0; i < sizeof(a->bytes); i++)
+        x = (x ^ a->bytes[i]) * 0x100000001b3ull;
+    x ^= (uint64_t)a->family;
+    return x ^ (x >> 32);
+}
+
 bool
 ipaddr_equal(const struct ipaddr *a, const struct ipaddr *b)
 {

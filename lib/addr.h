@@ -42,6 +42,10 @@ int ipaddr_from_sockaddr(const struct sockaddr *sa, struct ipaddr *a);
 void ipaddr_mask(struct ipaddr *a, unsigned prefix);
 
 bool ipaddr_equal(const struct ipaddr *a, const struct ipaddr *b);
+
+/* ipaddr_hash - FNV-1a of the address, mixed with seed (a per-process
+ * random value, so that nobody can aim collisions at a table slot). */
+uint64_t ipaddr_hash(const struct ipaddr *a, uint64_t seed);
 bool ipnet_contains(const struct ipnet *n, const struct ipaddr *a);
 
 /* format: returns buf ("1.2.3.4", "2001:db8::1", "10.0.0.0/8"; a host
