@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -70,6 +71,19 @@ cli_errx(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+void
+cli_format_time(const char *v, char *buf, size_t size)
+{
+    time_t t;
+    struct tm tm;
+
+    (void)str_copy(buf, size, "-");
+    if (v == NULL || (t = (time_t)strtoll(v, NULL, 10)) == 0)
+        return;
+    if (localtime_r(&t, &tm) != NULL)
+        strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
 int

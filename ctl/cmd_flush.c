@@ -163,19 +163,6 @@ cmd_flush(struct cli_ctx *ctx)
 }
 
 static void
-format_time(const char *v, char *buf, size_t size)
-{
-    time_t t;
-    struct tm tm;
-
-    (void)str_copy(buf, size, "-");
-    if (v == NULL || (t = (time_t)strtoll(v, NULL, 10)) == 0)
-        return;
-    if (localtime_r(&t, &tm) != NULL)
-        strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
-static void
 print_flushing(void *ctx, const struct ctl_msg *m)
 {
     const char *to = ctl_msg_get(m, "to");
@@ -184,7 +171,7 @@ print_flushing(void *ctx, const struct ctl_msg *m)
     (void)ctx;
     if (strcmp(m->verb, "FLUSHING") != 0)
         return;
-    format_time(ctl_msg_get(m, "since"), when, sizeof(when));
+    cli_format_time(ctl_msg_get(m, "since"), when, sizeof(when));
     printf("flushing %s to %s since %s\n", ctl_msg_get(m, "customer") ?: "?",
            to && *to ? to : "(its host)", when);
 }
@@ -204,9 +191,9 @@ cmd_status(struct cli_ctx *ctx)
     if ((rc = ask(ctx, &req, print_flushing, NULL, &fin, FLUSH_TIMEOUT_MS)) != EXIT_OK)
         return rc;
     if (first < ctx->argc) {
-        format_time(ctl_msg_get(&fin, "oldest"), when, sizeof(when));
-        printf("%s: %lu messages, %lu bytes, oldest %s, %s\n", ctx->argv[first],
-               num(&fin, "messages"), num(&fin, "bytes"), when,
+        cli_format_time(ctl_msg_get(&fin, "oldest"), when, sizeof(when));
+        printf("%s: %lu message%s, %lu bytes, oldest %s, %s\n", ctx->argv[first],
+               num(&fin, "messages"), num(&fin, "messages") == 1 ? "" : "s", num(&fin, "bytes"), when,
                num(&fin, "flushing") ? "flushing now" : "not flushing");
     } else {
         printf("autoturn-flusher: %lu of at most %lu flushes running, up %lus\n",

@@ -120,6 +120,7 @@ cmd_grant(struct cli_ctx *ctx)
     struct grant_opts o;
     struct ctl_msg req, fin;
     const char *exp;
+    char when[32];
     int rc;
 
     if ((rc = parse_grant_args(ctx, &o)) < 0)
@@ -136,7 +137,8 @@ cmd_grant(struct cli_ctx *ctx)
     if ((rc = ask(ctx, &req, NULL, NULL, &fin)) != EXIT_OK)
         return rc;
     exp = ctl_msg_get(&fin, "expires");
-    printf("granted %s until %s\n", o.ip, exp ? exp : "?");
+    cli_format_time(exp, when, sizeof(when));
+    printf("granted %s until %s\n", o.ip, when);
     return EXIT_OK;
 }
 
@@ -170,9 +172,7 @@ print_grant(void *ctx, const struct ctl_msg *m)
 {
     const char *v[4] = {ctl_msg_get(m, "ip"), ctl_msg_get(m, "user"),
                         ctl_msg_get(m, "customer"), ctl_msg_get(m, "expires")};
-    char when[32] = "?";
-    time_t t;
-    struct tm tm;
+    char when[32];
     size_t i;
 
     if (!*(bool *)ctx)
@@ -181,11 +181,7 @@ print_grant(void *ctx, const struct ctl_msg *m)
     for (i = 0; i < ARRAY_LEN(v); i++)
         if (v[i] == NULL || v[i][0] == '\0')
             v[i] = "-";
-    if (strcmp(v[3], "-") != 0) {
-        t = (time_t)strtoll(v[3], NULL, 10);
-        if (localtime_r(&t, &tm) != NULL)
-            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-    }
+    cli_format_time(strcmp(v[3], "-") != 0 ? v[3] : NULL, when, sizeof(when));
     printf("%-39s %-24s %-16s %s\n", v[0], v[1], v[2], when);
 }
 

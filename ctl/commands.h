@@ -44,6 +44,10 @@ const struct config *cli_config(struct cli_ctx *ctx);
  * otherwise prints the problem and returns -1 (help: -2, exit 0). */
 int cli_positional(struct cli_ctx *ctx, int min, int max);
 
+/* cli_format_time - a unix time (decimal text) as local "YYYY-MM-DD
+ * HH:MM:SS"; "-" for NULL or 0. */
+void cli_format_time(const char *unix_time, char *buf, size_t size);
+
 /* cli_usage_error - print "autoturnctl: MSG" and the usage hint; returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

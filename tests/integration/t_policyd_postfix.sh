@@ -113,10 +113,10 @@ sleep 0.3
 FM=$WORK/fm; mkdir -p "$FM"; chmod 700 "$FM"
 printf 'poll 127.0.0.1 protocol ETRN service %s fetchdomains virt.dom\n' "$SMTP" >"$FM/rc"
 chmod 600 "$FM/rc"
-run env FETCHMAILHOME="$FM" fetchmail -f "$FM/rc" -v
+run env FETCHMAILHOME="$FM" fetchmail --pidfile "$FM/pid" -f "$FM/rc" -v
 expect "fetchmail ETRN from a stranger: refused (exit 4)" 4
 run "$AUTOTURNCTL" -c "$D/autoturn.conf" grant 127.0.0.1 --customer acme --ttl 1m
-run env FETCHMAILHOME="$FM" fetchmail -f "$FM/rc" -v
+run env FETCHMAILHOME="$FM" fetchmail --pidfile "$FM/pid" -f "$FM/rc" -v
 expect "fetchmail ETRN with a grant tied to acme: accepted (exit 0)" 0
 sleep 0.3
 [ "$(flush_count "$D" '^FLUSH customer=acme to=127.0.0.1 reason=etrn')" = 1 ] \
