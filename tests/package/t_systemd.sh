@@ -1,0 +1,194 @@
+# t_systemd.sh - the systemd units of the .deb under a real systemd: a
+# clean Debian 12 root (debootstrap minbase, mirror from this machine's apt
+# sources) with systemd, Postfix ("Local only") and the .deb, booted with
+# systemd-nspawn. Checks what only systemd shows:
+#   - postinst enabled the three units and they start at boot;
+#   - each daemon runs as autoturn, with the capability bounding set, the
+#     seccomp filter and NoNewPrivileges the unit asks for (the flusher
+#     without NoNewPrivileges), sockets root:autoturn 0660 in /run/autoturn;
+#   - "systemctl reload" reloads policyd and the flusher (ExecReload);
+#   - stopping one unit keeps /run/autoturn and the others' sockets;
+#   - a bounce from the sandboxed flusher goes through Postfix's setgid
+#     postdrop and lands in root's mailbox (customer "acme" whose server, an
+#     smtp-sink in the container, refuses after DATA; the message is put in
+#     the spool with tests/spool_put from this build).
+# Needs root, debootstrap, systemd-nspawn and network access to the Debian
+# mirror. Takes about a minute. AUTOTURN_PKG_KEEP=1 leaves the container
+# running (and says how to enter it) for a look after a failure.
+: "${BUILDDIR:?set by ctest}"
+export AUTOTURNCTL=${AUTOTURNCTL:-$BUILDDIR/ctl/autoturnctl}
+. "$SRCDIR/tests/cli/lib.sh"
+. "$SRCDIR/tests/package/lib.sh"
+
+T0=$(date +%s)
+BASE=$(mktemp -d /tmp/autoturn-pkg.XXXXXX)
+R=$BASE/root
+MACHINE=autoturn-${BASE##*.}
+NSPAWN_PID=
+
+cleanup() {
+  if [ "${AUTOTURN_PKG_KEEP:-}" = 1 ]; then
+    echo "# kept: $BASE (enter with: nsenter -t $CT_INIT -a bash; stop with: kill $NSPAWN_PID)"
+    return
+  fi
+  if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
+    in_ct systemctl poweroff >/dev/null 2>&1
+    for _ in $(seq 1 300); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.1; done
+    kill "$NSPAWN_PID" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$NSPAWN_PID" 2>/dev/null
+    wait "$NSPAWN_PID" 2>/dev/null
+  fi
+  pkg_umount_all
+  rm -rf "/run/systemd/nspawn/propagate/$MACHINE"
+  pkg_safe_rm "$BASE"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+CT_INIT=
+in_ct() { nsenter -t "$CT_INIT" -a "$@"; }
+status_of() {  # DAEMON FIELD: a field of /proc/PID/status of the daemon
+  local pid
+  pid=$(in_ct pidof "$1") || return 1
+  in_ct awk -v f="$2:" '$1 == f { $1 = ""; sub(/^ /, ""); print }' "/proc/$pid/status"
+}
+
+# --- build, root, packages ---
+if ! DEB=$(pkg_build deb); then
+  fail "scripts/package --deb builds the .deb"
+  finish; exit
+fi
+pass "scripts/package --deb builds $(basename "$DEB")"
+SPOOL_PUT=${SPOOL_PUT:-$BUILDDIR/tests/spool_put}
+[ -x "$SPOOL_PUT" ] || { fail "tests/spool_put is built" "$SPOOL_PUT"; finish; exit; }
+command -v systemd-nspawn >/dev/null || { fail "systemd-nspawn is installed (scripts/deps)"; finish; exit; }
+
+t=$(date +%s)
+if ! pkg_debootstrap "$R"; then
+  fail "debootstrap a bookworm minbase root"
+  finish; exit
+fi
+pass "debootstrap a bookworm minbase root ($(($(date +%s) - t)) s)"
+pkg_mount proc proc "$R/proc"
+cp "$DEB" "$R/tmp/"
+echo "postfix postfix/main_mailer_type select Local only" | chroot "$R" debconf-set-selections
+run chroot "$R" env DEBIAN_FRONTEND=noninteractive apt-get -q -y --no-install-recommends \
+  install systemd systemd-sysv dbus postfix "/tmp/$(basename "$DEB")"
+expect "apt-get installs systemd, Postfix and the .deb" 0 "Setting up autoturn (0.1.0)"
+pkg_umount_all
+# the container's own spool_put (built here, for the same Debian 12)
+cp "$SPOOL_PUT" "$R/usr/local/bin/spool_put"
+cat >>"$R/etc/autoturn/customers" <<'EOF'
+customer acme
+    domain       virt.dom
+    delivery     host 127.0.0.1:2525
+    trigger      etrn
+EOF
+run chroot "$R" autoturnctl compile
+expect "customer acme compiled" 0 "1 customers, 1 domains, 0 networks"
+
+# --- boot ---
+NSPAWN_ARGS=(-D "$R" -b --machine="$MACHINE" --register=no)
+# Without systemd on the host there is no one to ask for a scope: stay in ours.
+[ -d /run/systemd/system ] || NSPAWN_ARGS+=(--keep-unit)
+systemd-nspawn "${NSPAWN_ARGS[@]}" </dev/null >"$BASE/console.log" 2>&1 &
+NSPAWN_PID=$!
+for _ in $(seq 1 300); do
+  for c in $(pgrep -P "$NSPAWN_PID"); do
+    [ "$(cat "/proc/$c/comm" 2>/dev/null)" = systemd ] && CT_INIT=$c
+  done
+  [ -n "$CT_INIT" ] && break
+  sleep 0.1
+done
+if [ -z "$CT_INIT" ]; then
+  fail "systemd-nspawn boots the root" "$(cat "$BASE/console.log")"
+  finish; exit
+fi
+state=$(timeout 120 nsenter -t "$CT_INIT" -a systemctl is-system-running --wait 2>&1)
+[ "$state" = running ] && pass "the root boots under systemd (running)" ||
+  fail "the root boots under systemd" "state: $state" "$(in_ct systemctl --failed --no-pager 2>&1)"
+
+for d in milter policyd flusher; do
+  run in_ct systemctl is-enabled "autoturn-$d"
+  expect_line "autoturn-$d.service is enabled by postinst" out "enabled"
+  run in_ct systemctl is-active "autoturn-$d"
+  expect_line "autoturn-$d.service is active after boot" out "active"
+done
+
+# --- identity and sandbox, as /proc shows them ---
+AT_UID=$(in_ct id -u autoturn) AT_GID=$(in_ct getent group autoturn | cut -d: -f3)
+for d in milter policyd flusher; do
+  p=autoturn-$d
+  got="$(status_of "$p" Uid | tr -s '\t ' ' ') / $(status_of "$p" Gid | tr -s '\t ' ' ') / $(status_of "$p" Groups | tr -s '\t ' ' ')"
+  want="$AT_UID $AT_UID $AT_UID $AT_UID / $AT_GID $AT_GID $AT_GID $AT_GID / $AT_GID"
+  [ "$got" = "$want" ] && pass "$p runs as autoturn:autoturn, no other groups" || fail "$p runs as autoturn" "got $got" "want $want"
+  [ "$(status_of "$p" CapEff)" = 0000000000000000 ] && pass "$p has no effective capabilities" ||
+    fail "$p has no effective capabilities" "$(status_of "$p" CapEff)"
+  [ "$(status_of "$p" Seccomp)" = 2 ] && pass "$p runs under a seccomp filter" ||
+    fail "$p runs under a seccomp filter" "Seccomp: $(status_of "$p" Seccomp)"
+done
+# CAP_CHOWN 0, CAP_DAC_READ_SEARCH 2, CAP_SETGID 6, CAP_SETUID 7, CAP_NET_BIND_SERVICE 10
+[ "$(status_of autoturn-milter CapBnd)" = 00000000000000c5 ] && [ "$(status_of autoturn-policyd CapBnd)" = 00000000000000c5 ] &&
+  pass "milter and policyd: bounding set chown, dac_read_search, setgid, setuid" ||
+  fail "milter and policyd bounding set" "$(status_of autoturn-milter CapBnd) $(status_of autoturn-policyd CapBnd)"
+[ "$(status_of autoturn-flusher CapBnd)" = 00000000000004c5 ] &&
+  pass "flusher: bounding set adds net_bind_service" || fail "flusher bounding set" "$(status_of autoturn-flusher CapBnd)"
+[ "$(status_of autoturn-milter NoNewPrivs)" = 1 ] && [ "$(status_of autoturn-policyd NoNewPrivs)" = 1 ] &&
+  pass "milter and policyd: NoNewPrivileges" || fail "milter and policyd: NoNewPrivileges"
+[ "$(status_of autoturn-flusher NoNewPrivs)" = 0 ] &&
+  pass "flusher: no NoNewPrivileges (setgid postdrop)" || fail "flusher: no NoNewPrivileges"
+run in_ct stat -c '%U:%G %a %n' /run/autoturn /run/autoturn/milter.sock /run/autoturn/policyd.sock \
+  /run/autoturn/policyd-control.sock /run/autoturn/flusher.sock
+[ "$OUT" = "root:autoturn 755 /run/autoturn
+root:autoturn 660 /run/autoturn/milter.sock
+root:autoturn 660 /run/autoturn/policyd.sock
+root:autoturn 660 /run/autoturn/policyd-control.sock
+root:autoturn 660 /run/autoturn/flusher.sock" ] && pass "/run/autoturn root:autoturn 755, sockets root:autoturn 660" ||
+  fail "/run/autoturn and its sockets" "$OUT" "$ERR"
+run in_ct sh -c 'nsenter -t $(pidof autoturn-policyd) -m touch /etc/autoturn/y'
+[[ "$ERR" == *"touch: cannot touch '/etc/autoturn/y': Read-only file system"* ]] &&
+  pass "ProtectSystem=strict: /etc is read-only for the daemons" || fail "ProtectSystem=strict" "$OUT" "$ERR"
+
+# --- reload, stop one ---
+run in_ct systemctl reload autoturn-policyd autoturn-flusher
+expect "systemctl reload autoturn-policyd autoturn-flusher" 0
+run in_ct journalctl -q --no-pager -o cat -u autoturn-policyd -u autoturn-flusher
+printf '%s\n' "$OUT" | grep -q '^/etc/autoturn/autoturn.conf: reloaded (sockets' &&
+printf '%s\n' "$OUT" | grep -q '^/etc/autoturn/autoturn.conf: reloaded (control socket' &&
+  pass "both daemons log the reload" || fail "both daemons log the reload" "$OUT"
+run in_ct systemctl stop autoturn-milter
+expect "systemctl stop autoturn-milter" 0
+in_ct test -S /run/autoturn/flusher.sock && in_ct test -S /run/autoturn/policyd.sock &&
+  pass "/run/autoturn and the other sockets stay (RuntimeDirectoryPreserve)" ||
+  fail "/run/autoturn stays" "$(in_ct ls -la /run/autoturn 2>&1)"
+run in_ct systemctl start autoturn-milter
+expect "systemctl start autoturn-milter" 0
+run in_ct systemctl is-active autoturn-milter
+expect_line "the milter runs again" out "active"
+
+# --- a bounce through setgid postdrop ---
+# A transient unit of the container's systemd: a process that nsenter
+# started and waits for would stop nsenter at the container's shutdown
+# (systemd-shutdown SIGSTOPs everything) and hang it.
+run in_ct systemd-run --quiet --unit=t-sink /usr/sbin/smtp-sink -u nobody -f . 127.0.0.1:2525 10
+expect "smtp-sink as acme's server, refusing after DATA" 0
+run in_ct sh -c 'printf "Subject: held\n\nbody\n" | setpriv --reuid=autoturn --regid=autoturn --clear-groups \
+  spool_put /var/spool/autoturn acme root@localhost u@virt.dom'
+expect "a message is held for acme" 0
+for _ in $(seq 1 50); do in_ct bash -c 'exec 3<>/dev/tcp/127.0.0.1/2525' 2>/dev/null && break; sleep 0.1; done
+run in_ct autoturnctl flush acme --wait
+expect "the flush bounces it (5xx after DATA)" 0 "delivered 0, deferred 0, bounced 1"
+for _ in $(seq 1 100); do grep -q '^Subject: Undelivered Mail Returned to Sender' "$R/var/mail/root" 2>/dev/null && break; sleep 0.1; done
+grep -q '^Subject: Undelivered Mail Returned to Sender' "$R/var/mail/root" 2>/dev/null &&
+  pass "the bounce reaches root's mailbox through sendmail/postdrop" ||
+  fail "the bounce reaches root's mailbox" "$(in_ct journalctl -q --no-pager -o short --since -1min 2>&1 | tail -n 30)"
+run in_ct journalctl -q --no-pager -o cat
+if printf '%s\n' "$OUT" | grep -q 'postdrop.*Permission denied'; then
+  fail "no postdrop permission errors" "$(printf '%s\n' "$OUT" | grep postdrop)"
+else
+  pass "no postdrop permission errors"
+fi
+
+echo "# t_systemd.sh took $(($(date +%s) - T0)) s"
+finish
