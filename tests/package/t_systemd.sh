@@ -8,10 +8,11 @@
 #     without NoNewPrivileges), sockets root:autoturn 0660 in /run/autoturn;
 #   - "systemctl reload" reloads policyd and the flusher (ExecReload);
 #   - stopping one unit keeps /run/autoturn and the others' sockets;
-#   - a bounce from the sandboxed flusher goes through Postfix's setgid
-#     postdrop and lands in root's mailbox (customer "acme" whose server, an
-#     smtp-sink in the container, refuses after DATA; the message is put in
-#     the spool with tests/spool_put from this build).
+#   - wired to the container's Postfix (Debian's defaults: smtpd chrooted,
+#     so loopback TCP listeners), mail for acme's domain is held; flushed to
+#     acme's server (an smtp-sink in the container that refuses after DATA)
+#     it bounces, and the bounce from the sandboxed flusher goes through
+#     Postfix's setgid postdrop into root's mailbox.
 # Needs root, debootstrap, systemd-nspawn and network access to the Debian
 # mirror. Takes about a minute. AUTOTURN_PKG_KEEP=1 leaves the container
 # running (and says how to enter it) for a look after a failure.
@@ -60,8 +61,6 @@ if ! DEB=$(pkg_build deb); then
   finish; exit
 fi
 pass "scripts/package --deb builds $(basename "$DEB")"
-SPOOL_PUT=${SPOOL_PUT:-$BUILDDIR/tests/spool_put}
-[ -x "$SPOOL_PUT" ] || { fail "tests/spool_put is built" "$SPOOL_PUT"; finish; exit; }
 command -v systemd-nspawn >/dev/null || { fail "systemd-nspawn is installed (scripts/deps)"; finish; exit; }
 
 t=$(date +%s)
@@ -77,8 +76,6 @@ run chroot "$R" env DEBIAN_FRONTEND=noninteractive apt-get -q -y --no-install-re
   install systemd systemd-sysv dbus postfix "/tmp/$(basename "$DEB")"
 expect "apt-get installs systemd, Postfix and the .deb" 0 "Setting up autoturn (0.1.0)"
 pkg_umount_all
-# the container's own spool_put (built here, for the same Debian 12)
-cp "$SPOOL_PUT" "$R/usr/local/bin/spool_put"
 cat >>"$R/etc/autoturn/customers" <<'EOF'
 customer acme
     domain       virt.dom
@@ -89,7 +86,9 @@ run chroot "$R" autoturnctl compile
 expect "customer acme compiled" 0 "1 customers, 1 domains, 0 networks"
 
 # --- boot ---
-NSPAWN_ARGS=(-D "$R" -b --machine="$MACHINE" --register=no)
+# Its own network namespace (loopback only): Postfix, the listeners and the
+# sink never meet anything on this machine.
+NSPAWN_ARGS=(-D "$R" -b --machine="$MACHINE" --register=no --private-network)
 # Without systemd on the host there is no one to ask for a scope: stay in ours.
 [ -d /run/systemd/system ] || NSPAWN_ARGS+=(--keep-unit)
 systemd-nspawn "${NSPAWN_ARGS[@]}" </dev/null >"$BASE/console.log" 2>&1 &
@@ -167,15 +166,50 @@ expect "systemctl start autoturn-milter" 0
 run in_ct systemctl is-active autoturn-milter
 expect_line "the milter runs again" out "active"
 
-# --- a bounce through setgid postdrop ---
+# --- wired to the system Postfix: held, then bounced ---
+# Debian's Postfix runs smtpd and cleanup chrooted in /var/spool/postfix,
+# where /run/autoturn is out of reach: the milter and the policy service
+# listen on loopback TCP instead (docs/PACKAGING.md). "Local only" sets
+# relay_transport = error, which makes smtpd refuse relay_domains at RCPT.
+sed -i -e 's|^    # listen = { "unix:/run/autoturn/milter.sock:0660" }$|    listen = { "inet:127.0.0.1:8891" }|' \
+       -e 's|^    # listen = { "unix:/run/autoturn/policyd.sock:0660" }$|    listen = { "inet:127.0.0.1:10031" }|' \
+       "$R/etc/autoturn/autoturn.conf"
+run in_ct autoturnctl check-config
+expect "autoturn.conf with loopback listeners is valid" 0 "/etc/autoturn/autoturn.conf: ok"
+run in_ct systemctl restart autoturn-milter autoturn-policyd
+expect "restart the milter and policyd" 0
+run in_ct sh -c 'postconf -e "smtpd_milters = inet:127.0.0.1:8891" "milter_default_action = tempfail" \
+  "relay_domains = virt.dom" "relay_transport = smtp" \
+  "smtpd_relay_restrictions = check_policy_service inet:127.0.0.1:10031, permit_mynetworks, reject_unauth_destination" &&
+  systemctl reload postfix'
+expect "Postfix: smtpd_milters and check_policy_service on loopback" 0
+run in_ct bash -s <<'SMTP'
+exec 3<>/dev/tcp/127.0.0.1/25
+reply() { local l; while IFS= read -r l <&3; do l=${l%$'\r'}; echo "$l"; [[ $l =~ ^[0-9]{3}\  ]] && break; done; }
+say() { printf '%s\r\n' "$1" >&3; reply; }
+reply
+say "EHLO client.example"
+say "MAIL FROM:<root@localhost>"
+say "RCPT TO:<u@virt.dom>"
+say "DATA"
+say $'Subject: held\r\n\r\nbody\r\n.'
+say "QUIT"
+SMTP
+if printf '%s\n' "$OUT" | grep -q '^250 2\.1\.5 Ok$' && printf '%s\n' "$OUT" | grep -q '^250 2\.0\.0 Ok: queued as '; then
+  pass "Postfix accepts mail for virt.dom (policy service and milter consulted)"
+else
+  fail "Postfix accepts mail for virt.dom" "$OUT" "$(in_ct journalctl -q --no-pager -o short --since -1min | tail -n 20)"
+fi
+for _ in $(seq 1 50); do in_ct autoturnctl queue 2>/dev/null | grep -q '^acme  *1 ' && break; sleep 0.1; done
+run in_ct autoturnctl queue
+expect_line "the milter holds it for acme" out "-- 1 message, $(printf '%s\n' "$OUT" | awk '$1 == "acme" { print $3 }') bytes held for 1 customer"
+[[ "$OUT" =~ (^|$'\n')acme\ +1\  ]] && pass "autoturnctl queue: acme 1 message" || fail "autoturnctl queue: acme 1 message" "$OUT"
+
 # A transient unit of the container's systemd: a process that nsenter
 # started and waits for would stop nsenter at the container's shutdown
 # (systemd-shutdown SIGSTOPs everything) and hang it.
 run in_ct systemd-run --quiet --unit=t-sink /usr/sbin/smtp-sink -u nobody -f . 127.0.0.1:2525 10
 expect "smtp-sink as acme's server, refusing after DATA" 0
-run in_ct sh -c 'printf "Subject: held\n\nbody\n" | setpriv --reuid=autoturn --regid=autoturn --clear-groups \
-  spool_put /var/spool/autoturn acme root@localhost u@virt.dom'
-expect "a message is held for acme" 0
 for _ in $(seq 1 50); do in_ct bash -c 'exec 3<>/dev/tcp/127.0.0.1/2525' 2>/dev/null && break; sleep 0.1; done
 run in_ct autoturnctl flush acme --wait
 expect "the flush bounces it (5xx after DATA)" 0 "delivered 0, deferred 0, bounced 1"
