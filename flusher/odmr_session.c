@@ -61,6 +61,7 @@ struct session {
     unsigned auth_failures;
     unsigned commands, errors;
     bool done;                      /* close the connection */
+    char verb[16];                  /* the command being answered, for logs */
     char who[ODMR_PEER_MAX + CUSTOMER_NAME_MAX + 32];  /* "[addr]:port" or + ", customer=x" */
 };
 
@@ -79,10 +80,11 @@ reply(struct session *s, const char *text)
     }
 }
 
-/* refuse - a refused or malformed command: reply, count, maybe give up */
+/* refuse - a refused or malformed command: log, reply, count, maybe give up */
 static void
 refuse(struct session *s, const char *text)
 {
+    log_info("odmr: %s: %s refused: %s", s->who, s->verb[0] != '\0' ? s->verb : "line", text);
     reply(s, text);
     if (++s->errors >= ODMR_ERRORS_MAX && !s->done) {
         log_warnx("odmr: %s: too many errors; disconnecting", s->who);
@@ -147,6 +149,7 @@ read_line(struct session *s, size_t *len_r, bool *again)
     *again = false;
     rc = netio_read_line(&s->io, netio_deadline((unsigned)s->cfg->timeout), ODMR_LINE_MAX, &line,
                          len_r, &err);
+    s->verb[0] = '\0';
     if (rc == NETIO_TOO_LONG) {
         log_warnx("odmr: %s: line longer than %d bytes", s->who, ODMR_LINE_MAX);
         refuse(s, "500 5.5.2 Line too long");
@@ -619,6 +622,11 @@ command(struct session *s, char *line)
 
     if (arg != NULL)
         *arg++ = '\0';
+    (void)str_copy(s->verb, sizeof(s->verb), line);     /* truncation is fine for a log */
+    str_lower(s->verb);
+    for (char *p = s->verb; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+            *p = '?';
     if (++s->commands > ODMR_COMMANDS_MAX) {
         log_warnx("odmr: %s: more than %d commands; disconnecting", s->who, ODMR_COMMANDS_MAX);
         reply(s, "421 4.7.0 Too many commands, closing connection");
@@ -640,10 +648,8 @@ command(struct session *s, char *line)
         s->done = true;
     } else if (line[0] == '\0')
         refuse(s, "500 5.5.2 Error: bad syntax");
-    else {
-        log_info("odmr: %s: command not implemented before ATRN: %.16s", s->who, line);
+    else
         refuse(s, "502 5.5.1 Command not implemented");
-    }
 }
 
 void

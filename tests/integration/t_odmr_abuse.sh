@@ -85,6 +85,11 @@ out=$(C "EHLO c.test" "CRAM acme secret1" "MAIL FROM:<a@b.c>" "RCPT TO:<x@virt.d
 [ "$(printf '%s\n' "$out" | grep -c '^> 502 5.5.1 Command not implemented')" = 5 ] &&
   printf '%s\n' "$out" | grep -qxF "> 221 2.0.0 Bye" &&
   pass "MAIL, RCPT, DATA, ETRN, HELO before ATRN (even after AUTH): 502 each" || fail "502 count" "$out"
+grep -q "odmr: client=\[127.0.0.2\]:[0-9]*: auth refused: 503 5.5.1 Send EHLO first" "$D/flusher.log" &&
+  grep -q "odmr: client=\[127.0.0.2\]:[0-9]*: mail refused: 502 5.5.1 Command not implemented" "$D/flusher.log" &&
+  grep -q "odmr: client=\[127.0.0.2\]:[0-9]*, customer=acme: etrn refused: 502 5.5.1 Command not implemented" "$D/flusher.log" &&
+  pass "each refusal logged with the address (and the customer once known)" ||
+  fail "refusal log" "$(grep refused "$D/flusher.log" | head -5)"
 grep -q "client=\[127.0.0.2\]:[0-9]*: ATRN without AUTH" "$D/flusher.log" &&
   pass "ATRN without AUTH logged with the address" || fail "530 log"
 out=$(C "EHLO c.test" "CRAM acme secret1" "AUTH CRAM-MD5" "STARTTLS" QUIT)
