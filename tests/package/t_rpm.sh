@@ -57,6 +57,14 @@ want='no-signature|non-readable /etc/autoturn/customers 600|non-standard-dir-per
   fail "rpmlint without the filters: exactly the four intended errors" "got: $errors" "want: $want"
 
 # --- contents ---
+run rpm -qlp "$RPM"
+missing=$(for f in /usr/sbin/autoturn-milter /usr/sbin/autoturn-policyd /usr/sbin/autoturn-flusher \
+  /usr/sbin/autoturnctl /usr/share/man/man5/autoturn.conf.5.gz /usr/share/man/man8/autoturnctl.8.gz \
+  /usr/lib/systemd/system/autoturn-flusher.service /etc/autoturn/autoturn.conf /etc/autoturn/customers \
+  /var/spool/autoturn /var/lib/autoturn; do
+  printf '%s\n' "$OUT" | grep -qxF "$f" || echo "$f"; done)
+[ -z "$missing" ] && pass "rpm -qlp lists programs, man pages, units, conffiles, directories" ||
+  fail "rpm -qlp lists the expected files" "missing: $missing" "$OUT"
 run rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILEFLAGS:fflags} %{FILENAMES}\n]' "$RPM"
 LIST=$OUT
 has() {  # LABEL EXACT-LINE

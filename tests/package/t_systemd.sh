@@ -104,6 +104,11 @@ if [ -z "$CT_INIT" ]; then
   fail "systemd-nspawn boots the root" "$(cat "$BASE/console.log")"
   finish; exit
 fi
+# systemd answers on its private socket only once it is up
+for _ in $(seq 1 600); do
+  in_ct test -S /run/systemd/private && break
+  sleep 0.1
+done
 state=$(timeout 120 nsenter -t "$CT_INIT" -a systemctl is-system-running --wait 2>&1)
 [ "$state" = running ] && pass "the root boots under systemd (running)" ||
   fail "the root boots under systemd" "state: $state" "$(in_ct systemctl --failed --no-pager 2>&1)"
