@@ -698,7 +698,7 @@ open_control(void)
         log_fatal("%s: %s", f->control.path, step);
     if (fd_set_nonblock(fd) < 0)
         log_fatal("%s: non-blocking", f->control.path);
-    if (daemon_socket_group(&f->control, f->socket_group, &err) < 0)
+    if (daemon_socket_group(&f->control, f->socket_group, f->user, f->group, &err) < 0)
         log_fatalx("%s", err.msg);
     return fd;
 }

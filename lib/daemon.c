@@ -118,21 +118,34 @@ daemon_detach(const struct daemon_opts *o)
 }
 
 int
-daemon_socket_group(const struct sockspec *spec, const char *group, struct errbuf *err)
+daemon_socket_group(const struct sockspec *spec, const char *group, const char *run_user,
+                    const char *run_group, struct errbuf *err)
 {
     struct group gr, *res = NULL;
     char buf[4096];
+    uid_t uid;
+    gid_t gid;
     int rc;
 
-    if (spec->kind != SOCKSPEC_UNIX || group[0] == '\0')
+    if (spec->kind != SOCKSPEC_UNIX)
         return 0;
-    rc = getgrnam_r(group, &gr, buf, sizeof(buf), &res);
-    if (rc != 0 || res == NULL) {
-        errbuf_set(err, "socket group '%s': %s", group, rc ? strerror(rc) : "no such group");
-        return -1;
+    if (group[0] == '\0') {
+        /* the daemon's own group: its peers (same user) and root may connect */
+        if (geteuid() != 0)
+            return 0;
+        if (privs_lookup(run_user, run_group, &uid, &gid, err) < 0)
+            return -1;
+    } else {
+        rc = getgrnam_r(group, &gr, buf, sizeof(buf), &res);
+        if (rc != 0 || res == NULL) {
+            errbuf_set(err, "socket group '%s': %s", group, rc ? strerror(rc) : "no such group");
+            return -1;
+        }
+        gid = gr.gr_gid;
     }
-    if (chown(spec->path, (uid_t)-1, gr.gr_gid) < 0) {
-        errbuf_set_errno(err, "chown %s to group %s", spec->path, group);
+    if (chown(spec->path, (uid_t)-1, gid) < 0) {
+        errbuf_set_errno(err, "chown %s to group %s", spec->path,
+                         group[0] != '\0' ? group : "of the run user");
         return -1;
     }
     return 0;

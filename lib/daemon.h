@@ -34,9 +34,13 @@ void daemon_start(const struct daemon_opts *o, const char *prog, struct config *
  * /dev/null. Exits on failure (start-up only). */
 void daemon_detach(const struct daemon_opts *o);
 
-/* daemon_socket_group - chgrp a UNIX listener's path to group (no-op for
- * inet specs or an empty group). 0 or -1 with err. */
-int daemon_socket_group(const struct sockspec *spec, const char *group, struct errbuf *err);
+/* daemon_socket_group - chgrp a UNIX listener's path to group, or, when
+ * group is "", to the group the daemon will run as (run_user/run_group,
+ * as in privs_lookup; only when started as root), so that the other
+ * autoturn daemons, running as the same user, can connect. No-op for
+ * inet specs. 0 or -1 with err. */
+int daemon_socket_group(const struct sockspec *spec, const char *group, const char *run_user,
+                        const char *run_group, struct errbuf *err);
 
 /* daemon_drop_privileges - privs_drop(user, group); exits 1 if it fails
  * or if user is root. */

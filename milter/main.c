@@ -80,7 +80,8 @@ open_socket(const struct config *cfg, char *conn, size_t size)
     if (smfi_opensocket(true) != MI_SUCCESS)
         log_fatalx("cannot listen on %s (in use, or a bad address or directory?)", conn);
     if (listen_setup(spec, &err) < 0 ||
-        daemon_socket_group(spec, cfg->milter.socket_group, &err) < 0)
+        daemon_socket_group(spec, cfg->milter.socket_group, cfg->milter.user,
+                            cfg->milter.group, &err) < 0)
         log_fatalx("%s: %s", conn, err.msg);
 }
 

@@ -348,7 +348,7 @@ add_ev(struct policyd *pd, struct ev *ev, int fd, enum ev_kind kind)
 }
 
 static int
-open_listener(const struct sockspec *spec, const char *group)
+open_listener(const struct sockspec *spec, const struct config_policyd *p, const char *group)
 {
     char text[SOCKSPEC_PATH_MAX + SOCKSPEC_HOST_MAX + 16];
     struct errbuf err;
@@ -360,7 +360,7 @@ open_listener(const struct sockspec *spec, const char *group)
         log_fatal("%s: %s", text, step);
     if (fd_set_nonblock(fd) < 0)
         log_fatal("%s: non-blocking", text);
-    if (daemon_socket_group(spec, group, &err) < 0)
+    if (daemon_socket_group(spec, group, p->user, p->group, &err) < 0)
         log_fatalx("%s", err.msg);
     return fd;
 }
@@ -395,8 +395,10 @@ open_sockets(struct policyd *pd, int *lfds)
     if (p->control.kind != SOCKSPEC_UNIX)
         log_fatalx("policyd control = must be a unix: socket");
     for (i = 0; i < p->listen.count; i++)
-        lfds[i] = open_listener(&p->listen.spec[i], p->socket_group);
-    lfds[p->listen.count] = open_listener(&p->control, p->socket_group);
+        lfds[i] = open_listener(&p->listen.spec[i], p, p->socket_group);
+    /* the control socket is for autoturnctl (root) and the flusher (our
+     * user), never for the MTA: always the daemon's own group */
+    lfds[p->listen.count] = open_listener(&p->control, p, "");
     raise_fd_limit(p->max_connections + CONTROL_CONN_MAX + 64);
 }
 

@@ -122,6 +122,11 @@ test_defaults(void **state)
     assert_int_equal(cfg->flusher.odmr.auth_delay, 2);
     assert_int_equal(cfg->flusher.odmr.max_auth_failures, 3);
     assert_int_equal(cfg->flusher.odmr.timeout, 300);
+    assert_int_equal(cfg->flusher.odmr.turnaround_timeout, 600);
+    assert_int_equal(cfg->flusher.odmr.max_sessions, 50);
+    assert_int_equal(cfg->flusher.odmr.max_sessions_per_address, 5);
+    assert_int_equal(cfg->flusher.odmr.address_failures, 10);
+    assert_int_equal(cfg->flusher.odmr.address_block, 900);
     x_free(cfg);
 }
 
@@ -296,7 +301,7 @@ test_example_uncommented(void **state)
     example_path(src, sizeof(src));
     assert_true((fd = mkstemp(dst)) >= 0);
     close(fd);
-    assert_int_equal(uncomment(src, dst), 54);        /* every key of the schema */
+    assert_int_equal(uncomment(src, dst), 59);        /* every key of the schema */
     assert_int_equal(config_load(dst, cfg, collect, &e), 0);
     assert_int_equal(e.n, 0);
     unlink(dst);
