@@ -52,7 +52,8 @@
 #define DSN_LINE_HARD_MAX  998                 /* RFC 5322 2.1.1 */
 #define DSN_BOUNDARY_TRIES 10
 #define DSN_ARGV_MAX       32                  /* words of sendmail_command */
-#define DSN_SENDMAIL_TIMEOUT 600               /* seconds for the command */
+#define DSN_SENDMAIL_TIMEOUT 120               /* seconds for the command (a local
+                                                  submission takes well under one) */
 #define DSN_SMTP_LINE_MAX  1024                /* bytes of one relay reply line */
 #define DSN_SMTP_LINES_MAX 100                 /* lines of one relay reply */
 #define DSN_SMTP_TIMEOUT_DEFAULT 300           /* seconds, when the config says 0 */
@@ -657,6 +658,7 @@ child_exec(int fd, int errfd, char **argv)
 
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
+    (void)setpgid(0, 0);          /* its own group: a timeout kills postdrop & co. too */
     if (dup2(fd, STDIN_FILENO) >= 0) {
         signal(SIGPIPE, SIG_DFL);
         execv(argv[0], argv);
@@ -666,7 +668,8 @@ child_exec(int fd, int errfd, char **argv)
     _exit(127);
 }
 
-/* wait_child - waitpid with a deadline; kills the child when it passes. */
+/* wait_child - waitpid with a deadline; when it passes, kills the
+ * child's whole process group (Postfix's sendmail waits for postdrop). */
 static int
 wait_child(pid_t pid, int *status_r, struct errbuf *err)
 {
@@ -683,7 +686,8 @@ wait_child(pid_t pid, int *status_r, struct errbuf *err)
             return -1;
         }
         if (time(NULL) > deadline) {
-            kill(pid, SIGKILL);
+            (void)kill(-pid, SIGKILL);
+            (void)kill(pid, SIGKILL);
             (void)waitpid(pid, status_r, 0);
             errbuf_set(err, "sendmail timed out after %d seconds", DSN_SENDMAIL_TIMEOUT);
             return -1;
