@@ -155,6 +155,8 @@ for _ in $(seq 1 "$nmsg"); do
 done
 say "stored in $(echo "$(now) - $t0" | bc) s"
 [ "$(find "$work/stage/acme/new" -type f | wc -l)" = "$nmsg" ] || die "staging spool: not $nmsg files"
+chown -R nobody "$work/stage"
+for d in "" /tmp /new /cur /bad; do install -d -m 0700 -o nobody "$work/spool/acme$d"; done
 
 "$flusher" -f -c "$work/autoturn.conf" 2>"$work/flusher.log" &
 fl_pid=$!
@@ -165,13 +167,8 @@ grep -q "odmr: listening on inet:127.0.0.1:$po" "$work/flusher.log" ||
   die "flusher: no ODMR listener: $(grep -i odmr "$work/flusher.log" | tail -3)"
 base_children=$(fl_children)
 
-fill() {
-  if [ -d "$work/spool/acme" ]; then
-    cp -a "$work/stage/acme/new/." "$work/spool/acme/new/"
-  else
-    cp -a "$work/stage/acme" "$work/spool/"
-  fi
-  chown -R nobody "$work/spool"
+fill() {   # (owned by nobody already: a sweep never meets a root-owned file)
+  cp -a "$work/stage/acme/new/." "$work/spool/acme/new/"
   sync
   [ "$(held)" = "$nmsg" ] || die "fill: $(held) held, not $nmsg"
 }
