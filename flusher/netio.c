@@ -6,6 +6,8 @@
  * protocols on top decide what a line means.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,8 +26,27 @@ netio_init(struct netio *io, int fd, const char *peer)
     io->ssl = NULL;
     io->broken = false;
     io->skipping = false;
+    io->quickack = false;
     io->rpos = io->rlen = io->wlen = 0;
     (void)str_copy(io->peer, sizeof(io->peer), peer != NULL ? peer : "?");
+}
+
+void
+netio_set_quickack(struct netio *io)
+{
+    io->quickack = true;
+}
+
+/* quickack - Linux resets TCP_QUICKACK as the connection turns
+ * interactive, so it is set again after every read; setting it also
+ * sends an ACK that is pending. Best effort: a failure costs only time. */
+static void
+quickack(const struct netio *io)
+{
+    static const int on = 1;
+
+    if (io->quickack)
+        (void)setsockopt(io->fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
 }
 
 /* --- time --- */
@@ -123,8 +144,10 @@ netio_read(struct netio *io, void *buf, size_t len, int64_t deadline, struct err
             n = SSL_read(io->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
         else
             n = recv(io->fd, buf, len, 0);
-        if (n > 0)
+        if (n > 0) {
+            quickack(io);
             return n;
+        }
         if ((ev = io_want(io, (int)n, false)) == 0) {
             io_fail(io, (int)n, false, err);
             return -1;

@@ -33,6 +33,7 @@ struct netio {
     SSL *ssl;                         /* NULL: plain text */
     bool broken;                      /* an I/O error happened: no more traffic */
     bool skipping;                    /* discarding the rest of an over-long line */
+    bool quickack;                    /* acknowledge every read at once (netio_set_quickack) */
     char peer[NETIO_PEER_MAX];        /* "host[addr]:port" for messages */
     size_t rpos, rlen;
     char rbuf[NETIO_RBUF];
@@ -42,6 +43,14 @@ struct netio {
 
 /* netio_init - fd (may be -1 until connected), peer for messages. */
 void netio_init(struct netio *io, int fd, const char *peer);
+
+/* netio_set_quickack - from now on, acknowledge what each read consumed
+ * at once (TCP_QUICKACK after every read) instead of letting the kernel
+ * delay the ACK. For a peer that relays our replies line by line without
+ * TCP_NODELAY (fetchmail after an ODMR turnaround): its second reply line
+ * waits for our ACK of the first (Nagle), and a delayed ACK costs up to
+ * 40 ms per exchange. */
+void netio_set_quickack(struct netio *io);
 
 /* netio_deadline - CLOCK_MONOTONIC milliseconds, seconds from now. */
 int64_t netio_now_ms(void);

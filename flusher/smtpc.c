@@ -486,6 +486,7 @@ smtpc_adopt(int fd, SSL_CTX *ctx, SSL *ssl, const char *peer, const struct smtpc
     c->ctx = ctx;
     c->io.ssl = ssl;
     c->ext.tls_active = ssl != NULL;
+    netio_set_quickack(&c->io);      /* the peer is a relay such as fetchmail (netio.h) */
     if (session(c, r, err) < 0) {
         smtpc_free(c);
         return -1;
