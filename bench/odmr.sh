@@ -10,9 +10,14 @@
 #           (protocol ODMR, AUTH CRAM-MD5, ATRN; smtphost = the same sink):
 #           after "250 OK now reversing the connection" fetchmail copies
 #           bytes between the flusher and the sink.
+#   odmr+quickack  (no target) the same as odmr, with the customer's host
+#           tuned: its loopback route carries "quickack 1" (see below, at
+#           "The informational variants");
 #   odmr+nodelay  (no target, only when cc is present) the same fetchmail
-#           with TCP_NODELAY set on its sockets by an LD_PRELOAD shim: see
-#           below, at "The informational variant".
+#           with TCP_NODELAY set on its sockets by an LD_PRELOAD shim.
+# The whole bench runs in a private network namespace of its own (unshare
+# -n, loopback only), so that changing the loopback route touches nothing
+# else on the machine.
 # Each drain is timed from the trigger (starting autoturnctl or fetchmail)
 # to an empty spool (the process's exit, then the spool checked empty), and
 # must log "customer=acme: flush done: delivered=N, deferred=0, bounced=0".
@@ -38,7 +43,8 @@
 #   QUICK=1    MESSAGES 500 unless set: checks the harness, measures nothing
 #              worth keeping
 # Ends with RATIO lines (bench/ratio.sh, format in bench/all): odmr against
-# direct (target >= 0.9), and odmr+nodelay against direct without a target.
+# direct (target >= 0.9), odmr+quickack and odmr+nodelay against direct
+# without a target.
 # Never run by the test suite.
 set -eu
 
@@ -59,6 +65,11 @@ die() { say "$*"; exit 1; }
 command -v smtp-sink >/dev/null || die "needs smtp-sink (Debian package postfix)"
 command -v fetchmail >/dev/null || die "needs fetchmail (Debian package fetchmail)"
 [ -x /usr/bin/time ] || die "needs /usr/bin/time (Debian package time)"
+command -v ip >/dev/null || die "needs ip (Debian package iproute2)"
+if [ -z "${AUTOTURN_BENCH_NETNS:-}" ]; then   # a private network namespace (see above)
+  AUTOTURN_BENCH_NETNS=1 exec unshare -n -- "$0" "$@"
+fi
+ip link set lo up || die "cannot bring up lo in the private network namespace"
 case $rounds in [1-9]) ;; *) die "ROUNDS must be 1 to 9" ;; esac
 
 # --- build (incremental: a no-op when up to date; ODMR is recent) ---
@@ -199,14 +210,16 @@ run_direct() {
   cpu_direct_fl="$cpu_direct_fl $(echo "scale=3; ($(fl_cpu) - $c0) / $hz" | bc)"
 }
 
-run_odmr() {   # VARIANT (odmr | nodelay)
+run_odmr() {   # VARIANT (odmr | quickack | nodelay)
   local v=$1 t0 t1 c0 rc=0 pre=""
   [ "$v" = nodelay ] && pre=$work/nodelay.so
   fill
+  [ "$v" = quickack ] && lo_route "quickack 1"
   c0=$(fl_cpu)
   t0=$(now)
   FETCHMAILHOME=$fm LD_PRELOAD=$pre timeout $((600 + nmsg / 5)) \
     /usr/bin/time -f '%U %S' -o "$work/fm.time" fetchmail -f "$fm/rc" >"$work/fm.out" 2>&1 || rc=$?
+  [ "$v" = quickack ] && lo_route ""
   [ "$rc" = 0 ] || die "$v: fetchmail exit $rc: $(tail -3 "$work/fm.out")"
   settle "$v"; t1=$t_end
   eval "t_$v=\"\$t_$v $(echo "$t1 - $t0" | bc)\""
@@ -214,13 +227,27 @@ run_odmr() {   # VARIANT (odmr | nodelay)
   eval "cpu_${v}_fm=\"\$cpu_${v}_fm $(awk '{ printf "%.2f", $1 + $2 }' "$work/fm.time")\""
 }
 
-# The informational variant: the same fetchmail with TCP_NODELAY set on its
-# two TCP sockets by an LD_PRELOAD shim around connect(2). Debian's fetchmail
-# copies the turned-around session one line per write(2) with Nagle on, so
-# every message waits for delayed ACKs (about 40 ms, twice: the flusher's
-# ACK before the 354 reaches it, the sink's before the final dot leaves);
-# this variant shows what the line-by-line copying costs without them.
-variants="direct odmr"
+# The informational variants. Debian's fetchmail copies the turned-around
+# session one line per write(2) with Nagle on: a line written while an
+# earlier one is unacknowledged waits for the ACK. The flusher acknowledges
+# at once on a turned-around connection (TCP_QUICKACK), but the customer's
+# server, reading a body it will not answer until the final dot, delays its
+# ACK (about 40 ms on Linux), so every message waits once.
+#   quickack  the customer's host is told to acknowledge at once: its
+#             loopback route gets "quickack 1" (ip-route(8)), here in the
+#             bench's own network namespace, for this variant only;
+#   nodelay   fetchmail with TCP_NODELAY set on its two TCP sockets by an
+#             LD_PRELOAD shim around connect(2): what the line-by-line
+#             copying costs without Nagle at all.
+lo_route() {   # "" or "quickack 1"
+  local dst
+  for dst in 127.0.0.0/8 127.0.0.1; do
+    # shellcheck disable=SC2086  # $1 is zero or two words
+    ip route change local "$dst" dev lo table local proto kernel scope host src 127.0.0.1 $1 ||
+      die "ip route change local $dst $1 failed"
+  done
+}
+variants="direct odmr quickack"
 if command -v cc >/dev/null; then
   cat >"$work/nodelay.c" <<'C'
 #define _GNU_SOURCE
@@ -244,19 +271,20 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
 C
   cc -shared -fPIC -O2 -o "$work/nodelay.so" "$work/nodelay.c" -ldl && variants="$variants nodelay"
 fi
-[ "$variants" = "direct odmr" ] && say "no cc or the shim did not build: the fetchmail + TCP_NODELAY variant is left out"
+[ "$variants" = "direct odmr quickack" ] && say "no cc or the shim did not build: the fetchmail + TCP_NODELAY variant is left out"
 
 run_variant() { if [ "$1" = direct ]; then run_direct; else run_odmr "$1"; fi; }
 last() { echo "$1" | awk '{ print $NF }'; }
 
 done_lines=0
-t_direct="" t_odmr="" t_nodelay="" cpu_direct_fl="" cpu_odmr_fl="" cpu_odmr_fm="" cpu_nodelay_fl="" cpu_nodelay_fm=""
+t_direct="" t_odmr="" t_quickack="" t_nodelay="" cpu_direct_fl="" cpu_odmr_fl="" cpu_odmr_fm=""
+cpu_quickack_fl="" cpu_quickack_fm="" cpu_nodelay_fl="" cpu_nodelay_fm=""
 say "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # interleaved, the order rotated every round
 order=$variants
 for r in $(seq 1 "$rounds"); do
   for v in $order; do run_variant "$v"; done
-  say "round $r ($order): direct $(last "$t_direct") s, odmr $(last "$t_odmr") s${t_nodelay:+, odmr+nodelay $(last "$t_nodelay") s}"
+  say "round $r ($order): direct $(last "$t_direct") s, odmr $(last "$t_odmr") s, odmr+quickack $(last "$t_quickack") s${t_nodelay:+, odmr+nodelay $(last "$t_nodelay") s}"
   order="${order#* } ${order%% *}"
 done
 load=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -265,24 +293,29 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
 {
   md=$(median $t_direct); mo=$(median $t_odmr)
   mcd=$(median $cpu_direct_fl); mco=$(median $cpu_odmr_fl); mcf=$(median $cpu_odmr_fm)
+  mq=$(median $t_quickack); mcq=$(median $cpu_quickack_fl); mcqf=$(median $cpu_quickack_fm)
   mn=-; mcn=-; mcnf=-
   if [ -n "$t_nodelay" ]; then
     mn=$(median $t_nodelay); mcn=$(median $cpu_nodelay_fl); mcnf=$(median $cpu_nodelay_fm)
   fi
 }
-awk -v n="$nmsg" -v r="$rounds" -v d="$md" -v o="$mo" -v nd="$mn" \
-    -v td="$t_direct" -v to="$t_odmr" -v tn="$t_nodelay" \
-    -v cd="$mcd" -v co="$mco" -v cf="$mcf" -v cn="$mcn" -v cnf="$mcnf" -v load="$load" '
+awk -v n="$nmsg" -v r="$rounds" -v d="$md" -v o="$mo" -v q="$mq" -v nd="$mn" \
+    -v td="$t_direct" -v to="$t_odmr" -v tq="$t_quickack" -v tn="$t_nodelay" \
+    -v cd="$mcd" -v co="$mco" -v cf="$mcf" -v cq="$mcq" -v cqf="$mcqf" \
+    -v cn="$mcn" -v cnf="$mcnf" -v load="$load" '
   BEGIN {
     printf "%-44s %9s %9s   %s\n", "drain " n " x 4 KiB -> smtp-sink, median of " r, "seconds", "msg/s", "all runs (s)"
     printf "%-44s %9.2f %9.0f  %s\n", "direct flush (autoturnctl flush --wait)", d, n / d, td
     printf "%-44s %9.2f %9.0f  %s\n", "ODMR (fetchmail -> smtp-sink)", o, n / o, to
+    printf "%-44s %9.2f %9.0f  %s\n", "ODMR, customer route quickack 1", q, n / q, tq
     if (nd != "-")
       printf "%-44s %9.2f %9.0f  %s\n", "ODMR, fetchmail with TCP_NODELAY (shim)", nd, n / nd, tn
     printf "\nodmr / direct = %.3f (target >= 0.9)\n", d / o
+    printf "odmr with the customer route quickack / direct = %.3f (no target)\n", d / q
     if (nd != "-")
       printf "odmr with TCP_NODELAY / direct = %.3f (no target)\n", d / nd
     printf "CPU s per drain (median): direct: flusher %.2f; odmr: flusher %.2f, fetchmail %.2f", cd, co, cf
+    printf "; odmr+quickack: flusher %.2f, fetchmail %.2f", cq, cqf
     if (nd != "-")
       printf "; odmr+nodelay: flusher %.2f, fetchmail %.2f", cn, cnf
     printf "\nload average after: %s (shared machine: the figures are indicative)\n", load
@@ -292,6 +325,7 @@ grep -Ei "warning|error|fatal" "$work/flusher.log" | head -5 >&2 || true
 rate() { echo "$nmsg / $1" | bc -l; }
 echo
 ratio odmr "drain $nmsg x 4 KiB, msg/s" "$(rate "$mo")" msg/s "direct flush" "$(rate "$md")" ">=0.9"
+ratio odmr "drain $nmsg x 4 KiB, customer route quickack, msg/s" "$(rate "$mq")" msg/s "direct flush" "$(rate "$md")" "-"
 if [ "$mn" != - ]; then
   ratio odmr "drain $nmsg x 4 KiB, fetchmail with TCP_NODELAY, msg/s" "$(rate "$mn")" msg/s "direct flush" "$(rate "$md")" "-"
 fi
