@@ -4,8 +4,11 @@
 # postgrey (Debian package, installed if missing) and bench/policyd_limit
 # (a minimal epoll server answering action=DUNNO: the upper bound) are
 # each driven by bench/policyd_load at c = 1, 10, 50 persistent
-# connections (RCPT requests, Postfix attributes). Prints req/s, p50, p99
-# and the ratios autoturn/limit and autoturn/postgrey.
+# connections (RCPT requests, Postfix attributes). Prints req/s, p50, p99,
+# the server's CPU time per request (user + system of its process, from
+# /proc, over the measured run: steadier than req/s when the load
+# generator and the server share two cores with other load) and the ratios
+# autoturn/limit and autoturn/postgrey.
 # Targets: at c = 50, autoturn >= 0.8 x limit and >= 50 x postgrey; p99 < 1 ms.
 #
 # Usage: bench/policyd.sh            (as root: postgrey and the daemon run as nobody)
@@ -125,6 +128,7 @@ flusher {
 }
 CONF
 "$policyd" -f -c "$work/autoturn.conf" 2>"$work/policyd.log" &
+pid_autoturn=$!
 pids="$pids $!"
 wait_port "$p_pd" || die "autoturn-policyd did not start: $(tail -3 "$work/policyd.log")"
 for i in $(seq 1 600); do   # the sockets are bound before the grants are loaded
@@ -137,6 +141,7 @@ grep -q "grants: $grants live grants loaded" "$work/policyd.log" ||
 # --- the limit ---
 p_lim=$(free_port)
 "$limit" "127.0.0.1:$p_lim" 2>"$work/limit.log" &
+pid_limit=$!
 pids="$pids $!"
 wait_port "$p_lim" || die "policyd_limit did not start: $(cat "$work/limit.log")"
 
@@ -148,8 +153,13 @@ postgrey --inet="127.0.0.1:$p_pg" --dbdir="$work/postgrey" --user=nobody --group
   --delay=1 --whitelist-clients="$work/postgrey/whitelist_clients" \
   --whitelist-recipients="$work/postgrey/whitelist_recipients" \
   --hostname=bench.invalid 2>"$work/postgrey.log" &
+pid_postgrey=$!
 pids="$pids $!"
 wait_port "$p_pg" || die "postgrey did not start: $(tail -3 "$work/postgrey.log")"
+
+# CPU ticks (user + system, all threads) of a server process so far
+hz=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
 # --- runs, interleaved so that background noise hits all three alike ---
 say "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
@@ -159,26 +169,34 @@ for c in $conns; do
     case $s in
       limit) port=$p_lim ;; autoturn) port=$p_pd ;; postgrey) port=$p_pg ;;
     esac
+    eval "spid=\$pid_$s"
+    t0=$(cpu_ticks "$spid")
     line=$("$load" run -c "$c" -d "$duration" -C "$customers" -G "$grants" \
       "inet:127.0.0.1:$port" 2>"$work/load.$s.$c.log") ||
       die "$s at c=$c: $(cat "$work/load.$s.$c.log")"
-    echo "$s $line" >>"$work/results"
-    say "$s c=$c: $line ($(sed -n 's/^policyd_load: action //p' "$work/load.$s.$c.log" | paste -sd, -))"
+    t1=$(cpu_ticks "$spid")
+    # microseconds of server CPU per request; the ticks include the warm-up
+    # (0.5 s), so the requests do too: req/s x (duration + 0.5)
+    us=$(echo "$line" | awk -v t="$((t1 - t0))" -v hz="$hz" -v d="$duration" \
+      '{ n = $4 * (d + 0.5); printf "%.2f", (n > 0 ? t / hz * 1e6 / n : 0) }')
+    echo "$s $line $us" >>"$work/results"
+    say "$s c=$c: $line, server CPU $us us/request ($(sed -n 's/^policyd_load: action //p' "$work/load.$s.$c.log" | paste -sd, -))"
   done
 done
 
 say "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 awk '
-  { srv[NR] = $1; c[NR] = $2; rps[NR] = $5; p50[NR] = $6; p99[NR] = $7; r[$1 "," $2] = $5 }
+  { srv[NR] = $1; c[NR] = $2; rps[NR] = $5; p50[NR] = $6; p99[NR] = $7; us[NR] = $8
+    r[$1 "," $2] = $5; u[$1 "," $2] = $8 }
   END {
-    printf "%-10s %4s %10s %8s %8s\n", "server", "c", "req/s", "p50 ms", "p99 ms"
+    printf "%-10s %4s %10s %8s %8s %12s\n", "server", "c", "req/s", "p50 ms", "p99 ms", "CPU us/req"
     for (i = 1; i <= NR; i++)
-      printf "%-10s %4d %10.0f %8.3f %8.3f\n", srv[i], c[i], rps[i], p50[i], p99[i]
-    printf "\n%4s %16s %19s\n", "c", "autoturn/limit", "autoturn/postgrey"
+      printf "%-10s %4d %10.0f %8.3f %8.3f %12.2f\n", srv[i], c[i], rps[i], p50[i], p99[i], us[i]
+    printf "\n%4s %16s %19s %20s\n", "c", "autoturn/limit", "autoturn/postgrey", "CPU autoturn/limit"
     for (i = 1; i <= NR; i++) {
       if (srv[i] != "autoturn") continue
-      a = rps[i]; l = r["limit," c[i]]; g = r["postgrey," c[i]]
-      printf "%4d %16.2f %19.1f\n", c[i], l ? a / l : 0, g ? a / g : 0
+      a = rps[i]; l = r["limit," c[i]]; g = r["postgrey," c[i]]; ul = u["limit," c[i]]
+      printf "%4d %16.2f %19.1f %20.2f\n", c[i], l ? a / l : 0, g ? a / g : 0, ul ? us[i] / ul : 0
     }
   }' "$work/results"
 grep -Ei "error|fatal|protocol violation" "$work/policyd.log" >&2 || true
@@ -193,5 +211,6 @@ for c in $conns; do
   ratio policyd "req/s, c=$c" "$(get autoturn 5)" req/s "$pg" "$(get postgrey 5)" "$tg"
   if [ "$c" = 50 ]; then
     ratio policyd "p99 latency, c=$c" "$(get autoturn 7)" ms budget 1 "<1"
+    ratio policyd "server CPU per request, c=$c" "$(get autoturn 8)" us "epoll DUNNO limit" "$(get limit 8)" -
   fi
 done

@@ -57,12 +57,23 @@ key_valid(const char *k, size_t len)
     return true;
 }
 
+/* msg_clear - an empty message. Only the verb and the count: every
+ * reader stops at nargs and every writer terminates what it stores, so
+ * the 8 KiB of arguments are not zeroed (that memset was the largest
+ * single cost of a policy request that sends a FLUSH, per callgrind). */
+static void
+msg_clear(struct ctl_msg *m)
+{
+    m->verb[0] = '\0';
+    m->nargs = 0;
+}
+
 int
 ctl_msg_init(struct ctl_msg *m, const char *verb)
 {
     size_t len = strlen(verb);
 
-    memset(m, 0, sizeof(*m));
+    msg_clear(m);
     if (!verb_valid(verb, len))
         return -1;
     memcpy(m->verb, verb, len + 1);
@@ -276,7 +287,7 @@ ctl_parse(const char *line, size_t len, struct ctl_msg *m, struct errbuf *err)
 {
     const char *p, *end, *sp, *why;
 
-    memset(m, 0, sizeof(*m));
+    msg_clear(m);
     if (len > 0 && line[len - 1] == '\n')
         len--;
     if ((why = check_line(line, len)) != NULL) {
@@ -291,6 +302,7 @@ ctl_parse(const char *line, size_t len, struct ctl_msg *m, struct errbuf *err)
         return -1;
     }
     memcpy(m->verb, line, (size_t)(p - line));
+    m->verb[p - line] = '\0';
     while (p < end) {
         p++;    /* the single space before each argument */
         if (m->nargs == CTL_ARGS_MAX) {

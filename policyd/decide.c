@@ -21,6 +21,8 @@
 #include "log.h"
 #include "util.h"
 
+#define ADDR_NOT_LOOKED_UP 2           /* ctx.addr_rc before addr_customer */
+
 struct decide_notify {
     struct ipaddr addr;
     int64_t last;
@@ -32,8 +34,8 @@ struct ctx {
     int64_t now;
     bool have_addr;
     struct ipaddr addr;
-    char ip[IPADDR_TEXT_MAX];
-    int addr_rc;                       /* custdb_lookup_addr: 1/0/-1 */
+    char ip[IPADDR_TEXT_MAX];          /* "" until ctx_ip */
+    int addr_rc;                       /* 1/0/-1 or ADDR_NOT_LOOKED_UP (addr_customer) */
     struct customer *addr_cust;
     bool granted;
     char grant_customer[CUSTOMER_NAME_MAX + 1];
@@ -114,6 +116,17 @@ login_customer(struct decide *d, const char *login, char *name, size_t size)
     return rc;
 }
 
+/* ctx_ip - the client address as text (for logs and FLUSH), formatted
+ * on first use: inet_ntop costs more than most decisions. Only with
+ * have_addr. */
+static const char *
+ctx_ip(struct ctx *x)
+{
+    if (x->ip[0] == '\0')
+        ipaddr_format(&x->addr, x->ip, sizeof(x->ip));
+    return x->ip;
+}
+
 /* record_login - a request with sasl_username creates or renews a grant */
 
 static void
@@ -134,35 +147,49 @@ record_login(struct decide *d, struct ctx *x)
         cust[0] = '\0';
     if (grants_set(d->grants, &x->addr, user, cust,
                    x->now + (int64_t)d->cfg->policyd.grant_ttl, x->now, &err) < 0)
-        log_warnx("grant ip=%s user=%s: %s", x->ip, user, err.msg);
+        log_warnx("grant ip=%s user=%s: %s", ctx_ip(x), user, err.msg);
     if (!had)
         log_info("grant: ip=%s, user=%s, customer=%s, source=smtp-auth, ttl=%" PRIu64 "s",
-                 x->ip, user, cust[0] ? cust : "(none)", d->cfg->policyd.grant_ttl);
+                 ctx_ip(x), user, cust[0] ? cust : "(none)", d->cfg->policyd.grant_ttl);
 }
 
 static void
 ctx_init(struct decide *d, struct ctx *x, const struct policy_request *req, int64_t now)
 {
     struct grant_info gi;
-    struct errbuf err;
     const char *e;
 
     memset(x, 0, sizeof(*x));
     x->req = req;
     x->now = now;
+    x->addr_rc = ADDR_NOT_LOOKED_UP;
     x->have_addr = ipaddr_parse(req->client_address, &x->addr, &e) == 0;
     if (!x->have_addr)
         return;
-    ipaddr_format(&x->addr, x->ip, sizeof(x->ip));
     if (req->sasl_username[0] != '\0')
         record_login(d, x);
-    x->addr_rc = custdb_lookup_addr(d->db, &x->addr, &x->addr_cust, NULL, &err);
-    if (x->addr_rc < 0)
-        log_warnx("client_address=%s: customer lookup failed: %s", x->ip, err.msg);
     if (grants_get(d->grants, &x->addr, now, &gi) == 1) {
         x->granted = true;
         str_copy(x->grant_customer, sizeof(x->grant_customer), gi.customer);
     }
+}
+
+/* addr_customer - the customer registered for the client address: 1 (in
+ * x->addr_cust), 0 none, -1 lookup error (logged). Looked up on first use
+ * only: most requests are decided before it matters (a recent notice, a
+ * held recipient domain, a grant), and decoding the record is the dearest
+ * part of a request. */
+static int
+addr_customer(struct decide *d, struct ctx *x)
+{
+    struct errbuf err;
+
+    if (x->addr_rc == ADDR_NOT_LOOKED_UP) {
+        x->addr_rc = custdb_lookup_addr(d->db, &x->addr, &x->addr_cust, NULL, &err);
+        if (x->addr_rc < 0)
+            log_warnx("client_address=%s: customer lookup failed: %s", ctx_ip(x), err.msg);
+    }
+    return x->addr_rc;
 }
 
 /* --- AutoTURN --- */
@@ -205,14 +232,14 @@ autoturn_notice(struct decide *d, struct ctx *x)
     struct customer *c = NULL;
     struct errbuf err;
     const char *name = NULL;
+    int rc;
 
     if (notify_recent(d, &x->addr, x->now))
         return;                        /* checked first: most requests stop here */
-    if (x->addr_rc == 1 && (x->addr_cust->triggers & TRIGGER_CONNECT))
+    if ((rc = addr_customer(d, x)) == 1 && (x->addr_cust->triggers & TRIGGER_CONNECT))
         name = x->addr_cust->name;
-    else if (x->addr_rc == 0 && x->granted && x->grant_customer[0] != '\0') {
-        int rc = custdb_lookup_name(d->db, x->grant_customer, &c, &err);
-
+    else if (rc == 0 && x->granted && x->grant_customer[0] != '\0') {
+        rc = custdb_lookup_name(d->db, x->grant_customer, &c, &err);
         if (rc < 0)
             log_warnx("%s: customer lookup failed: %s", x->grant_customer, err.msg);
         if (rc == 1 && (c->triggers & TRIGGER_CONNECT))
@@ -220,7 +247,7 @@ autoturn_notice(struct decide *d, struct ctx *x)
     }
     if (name != NULL) {
         notify_mark(d, &x->addr, x->now);
-        decide_flush(d, name, x->ip, "connect");
+        decide_flush(d, name, ctx_ip(x), "connect");
     }
     customer_free(c);
 }
@@ -246,7 +273,7 @@ relay_decide(struct decide *d, struct ctx *x)
     }
     if (x->granted)
         return "OK";
-    if (x->addr_rc == 1 && x->addr_cust->relay)
+    if (addr_customer(d, x) == 1 && x->addr_cust->relay)
         return "OK";
     return "DUNNO";
 }
@@ -275,11 +302,11 @@ static int
 etrn_authorised(struct decide *d, struct ctx *x, const struct customer *c)
 {
     char cust[CUSTOMER_NAME_MAX + 1];
-    int rc;
+    int rc, addr_rc;
 
     if (!x->have_addr)
         return 0;
-    if (x->addr_rc == 1 && strcmp(x->addr_cust->name, c->name) == 0)
+    if ((addr_rc = addr_customer(d, x)) == 1 && strcmp(x->addr_cust->name, c->name) == 0)
         return 1;
     if (x->granted && strcmp(x->grant_customer, c->name) == 0)
         return 1;
@@ -288,7 +315,7 @@ etrn_authorised(struct decide *d, struct ctx *x, const struct customer *c)
         if (rc != 0)
             return rc < 0 ? -1 : strcmp(cust, c->name) == 0;
     }
-    return x->addr_rc < 0 ? -1 : 0;
+    return addr_rc < 0 ? -1 : 0;
 }
 
 static void
@@ -305,17 +332,17 @@ etrn_decide(struct decide *d, struct ctx *x, char *action, size_t size)
         str_copy(action, size, DECIDE_TEMPFAIL);
     } else if (!(c->triggers & TRIGGER_ETRN)) {
         log_info("%s: ETRN %s from %s refused: trigger etrn not enabled", c->name, dom,
-                 x->have_addr ? x->ip : "(unknown)");
+                 x->have_addr ? ctx_ip(x) : "(unknown)");
         str_printf(action, size, DECIDE_ETRN_DISABLED, dom);
     } else if (rc == 1) {
-        if (decide_flush(d, c->name, x->ip, "etrn") < 0)
+        if (decide_flush(d, c->name, ctx_ip(x), "etrn") < 0)
             str_copy(action, size, DECIDE_TEMPFAIL);
     } else if (c->delivery == DELIVERY_HOST || c->delivery == DELIVERY_MX) {
         if (decide_flush(d, c->name, NULL, "etrn") < 0)
             str_copy(action, size, DECIDE_TEMPFAIL);
     } else {
         log_info("%s: ETRN %s from %s refused: not authorised", c->name, dom,
-                 x->have_addr ? x->ip : "(unknown)");
+                 x->have_addr ? ctx_ip(x) : "(unknown)");
         str_printf(action, size, DECIDE_ETRN_DENIED, dom);
     }
     customer_free(c);
