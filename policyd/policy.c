@@ -79,7 +79,8 @@ start_value(struct policy_parser *p, struct errbuf *err)
         return 0;
     p->name[p->namelen] = '\0';
     for (i = 0; i < ARRAY_LEN(fields); i++) {
-        if (fields[i].namelen == p->namelen && memcmp(fields[i].name, p->name, p->namelen) == 0) {
+        if (fields[i].namelen == p->namelen && fields[i].name[0] == p->name[0]
+            && memcmp(fields[i].name, p->name, p->namelen) == 0) {
             p->field = (char *)&p->req + fields[i].offset;
             p->fieldsize = fields[i].size;
             p->field[0] = '\0';
@@ -155,39 +156,65 @@ take_byte(struct policy_parser *p, unsigned char c, struct errbuf *err)
     return 0;
 }
 
-/* plain - a byte take_byte accepts without a second look (tab excepted) */
+/* Which bytes end a run in fast_run: STOP_VALUE in a value (LF, tab and
+ * the other control characters, DEL), STOP_NAME in a name (the same and
+ * '='). A table, because the runs are most of the bytes of a request. */
+enum { STOP_VALUE = 1, STOP_NAME = 2, STOP_CTL = STOP_VALUE | STOP_NAME };
+#define ROW(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+static const unsigned char stop[256] = {
+    ROW(STOP_CTL), ROW(STOP_CTL),                               /* 0x00-0x1f */
+    ROW(0),                                                     /* 0x20-0x2f */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, STOP_NAME, 0, 0,     /* 0x30-0x3f: '=' */
+    ROW(0), ROW(0), ROW(0),                                     /* 0x40-0x6f */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, STOP_CTL,      /* 0x70-0x7f: DEL */
+    ROW(0), ROW(0), ROW(0), ROW(0), ROW(0), ROW(0), ROW(0), ROW(0),   /* 0x80-0xff */
+};
+#undef ROW
 
-static inline bool
-plain(unsigned char c)
+/* run_length - how many bytes at the start of data[0..len) have no bit of
+ * mask in the table */
+static inline size_t
+run_length(const char *data, size_t len, unsigned char mask)
 {
-    return c >= 0x20 && c != 0x7f;
+    size_t n = 0;
+
+    while (n < len && !(stop[(unsigned char)data[n]] & mask))
+        n++;
+    return n;
 }
 
 /* fast_run - the bytes at the start of data that take_byte would merely
- * store or skip, taken in one tight loop: a name up to '=', or a value
- * nobody keeps. Stops before LF, tab or another control character, '='
- * in a name, and the byte that would exceed max_line, so that take_byte
- * sees (and reports) every byte that needs a decision. Returns how many
- * bytes were taken. */
+ * store or skip, taken in one tight loop, with take_byte's effect: a name
+ * up to '=', a value nobody keeps, or a kept value (stored while it fits
+ * its field, then marked too long). Stops before LF, tab or another
+ * control character, '=' in a name, and the byte that would exceed
+ * max_line, so that take_byte sees (and reports) every byte that needs a
+ * decision. Returns how many bytes were taken. */
 
 static size_t
 fast_run(struct policy_parser *p, const char *data, size_t len)
 {
-    size_t n = 0, room = p->linelen < p->max_line ? p->max_line - p->linelen : 0;
-    unsigned char c;
+    size_t n, k, room = p->linelen < p->max_line ? p->max_line - p->linelen : 0;
 
     if (len > room)
         len = room;
     if (!p->in_value) {
-        while (n < len && (c = (unsigned char)data[n]) != '=' && plain(c))
-            n++;
+        n = run_length(data, len, STOP_NAME);
         if (p->namelen < POLICY_NAME_MAX + 1)
             memcpy(p->name + p->namelen, data,
                    n < POLICY_NAME_MAX + 1 - p->namelen ? n : POLICY_NAME_MAX + 1 - p->namelen);
         p->namelen += n;
-    } else if (p->field == NULL || p->field_long) {
-        while (n < len && plain((unsigned char)data[n]))
-            n++;
+    } else {
+        n = run_length(data, len, STOP_VALUE);
+        if (p->field != NULL && !p->field_long) {
+            k = p->fieldsize - 1 - p->fieldlen;     /* room left: take_byte stores while fieldlen + 1 < fieldsize */
+            if (n > k)
+                p->field_long = true;
+            else
+                k = n;
+            memcpy(p->field + p->fieldlen, data, k);
+            p->fieldlen += k;
+        }
     }
     p->linelen += n;
     return n;

@@ -148,6 +148,50 @@ test_values(void **state)
     assert_int_equal(p.req.overlong, 1);
 }
 
+/* a kept value exactly filling its field is kept; one byte more drops it;
+ * a tab in a value is kept; the same whichever way the bytes arrive */
+static char boundary_want[POLICY_ADDR_MAX + 1];
+static unsigned boundary_overlong;
+
+static void
+check_boundary(const struct policy_request *r, int i)
+{
+    (void)i;
+    assert_string_equal(r->client_address, boundary_want);
+    assert_int_equal(r->overlong, boundary_overlong);
+    assert_string_equal(r->sasl_username, "x\ty");
+}
+
+static void
+test_value_boundary(void **state)
+{
+    char value[POLICY_ADDR_MAX + 2], req[512];
+    struct policy_parser p;
+    struct errbuf err;
+    size_t len, step;
+
+    (void)state;
+    for (len = POLICY_ADDR_MAX - 2; len <= POLICY_ADDR_MAX + 1; len++) {
+        memset(value, '1', len);
+        value[len] = '\0';
+        if (len >= 3)
+            value[len - 3] = '\t';      /* a tab goes through take_byte, in mid-run */
+        assert_int_equal(str_printf(req, sizeof(req), "request=smtpd_access_policy\n"
+                                    "client_address=%s\nsasl_username=x\ty\n\n", value), 0);
+        if (len < POLICY_ADDR_MAX) {    /* fits with its NUL */
+            assert_int_equal(str_copy(boundary_want, sizeof(boundary_want), value), 0);
+            boundary_overlong = 0;
+        } else {
+            boundary_want[0] = '\0';
+            boundary_overlong = 1;
+        }
+        for (step = 1; step <= strlen(req); step++) {
+            policy_parser_init(&p, 4096, 100);
+            assert_int_equal(feed(&p, req, strlen(req), step, check_boundary, &err), 1);
+        }
+    }
+}
+
 static void
 test_in_request(void **state)
 {
@@ -247,6 +291,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_reads),
+        cmocka_unit_test(test_value_boundary),
         cmocka_unit_test(test_order_and_unknown),
         cmocka_unit_test(test_many_in_one_read),
         cmocka_unit_test(test_values),
