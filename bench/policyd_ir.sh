@@ -77,10 +77,14 @@ CONF
   echo "$n $(callgrind_annotate "$2" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')"
 }
 
+# run in this shell, not in <(...): its die and the daemon's pid must
+# reach the cleanup
 say "start-up only, under callgrind"
-read -r _ ir0 < <(run 0 "$work/cg.idle")
+run 0 "$work/cg.idle" >"$work/r.idle"
+read -r _ ir0 <"$work/r.idle"
 say "$secs s of load, under callgrind"
-read -r n ir1 < <(run "$secs" "$work/cg.load")
+run "$secs" "$work/cg.load" >"$work/r.load"
+read -r n ir1 <"$work/r.load"
 [ -n "$ir0" ] && [ -n "$ir1" ] && [ "$n" -gt 0 ] || die "no measurement (requests $n, instructions '$ir0' '$ir1')"
 echo "requests: $n; instructions: start-up $ir0, with load $ir1"
 echo "instructions per request: $(( (ir1 - ir0) / n ))"

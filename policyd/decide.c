@@ -177,8 +177,8 @@ ctx_init(struct decide *d, struct ctx *x, const struct policy_request *req, int6
 /* addr_customer - the customer registered for the client address: 1 (in
  * x->addr_cust), 0 none, -1 lookup error (logged). Looked up on first use
  * only: most requests are decided before it matters (a recent notice, a
- * held recipient domain, a grant), and decoding the record is the dearest
- * part of a request. */
+ * held recipient domain, a grant), and then the table probe and the
+ * record's decoding are saved. */
 static int
 addr_customer(struct decide *d, struct ctx *x)
 {

@@ -207,7 +207,8 @@ fast_run(struct policy_parser *p, const char *data, size_t len)
     } else {
         n = run_length(data, len, STOP_VALUE);
         if (p->field != NULL && !p->field_long) {
-            k = p->fieldsize - 1 - p->fieldlen;     /* room left: take_byte stores while fieldlen + 1 < fieldsize */
+            /* room left: take_byte stores while fieldlen + 1 < fieldsize */
+            k = p->fieldsize - 1 - p->fieldlen;
             if (n > k)
                 p->field_long = true;
             else
