@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * bench_custdb.c - how the customer table scales: generates a source with
  * N customers (one domain and one /32 each, a /24 for every 10th), times

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # custdb.sh - does the customer table scale? Compiles 1,000 and 1,000,000
 # customers and compares lookup rates (targets: compile of 1M < 60 s;
 # lookups/s at 1M within 10% of 1k).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # flusher.sh - how fast does autoturn-flusher drain a customer's spool? One
 # run, everything on loopback, one smtp-sink (no dump files) as the
 # customer's server for all three senders:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # milter.sh - throughput of autoturn-milter behind a private Postfix:
 # smtp-source (10 sessions, 4 KiB messages) -> Postfix -> smtp-sink, in one
 # run: (a) no milter, (b) autoturn-milter, no held recipient, (c)

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # odmr.sh - what does an ODMR turnaround (RFC 2645) cost against a direct
 # flush? One run, everything on loopback, one autoturn-flusher and one
 # smtp-sink (no dump files) standing in for the customer's mail server:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # policyd.sh - how fast is autoturn-policyd? One run, everything on
 # loopback: autoturn-policyd (1,000,000 customers, 100,000 live grants),
 # postgrey (Debian package, installed if missing) and bench/policyd_limit

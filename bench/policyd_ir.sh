@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # policyd_ir.sh - instructions per policy request of autoturn-policyd,
 # counted by valgrind's callgrind: a figure that does not move with other
 # load on the machine, unlike req/s (bench/policyd.sh), for comparing two

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * policyd_limit.c - the upper bound for bench/policyd.sh: a minimal
  * single-threaded epoll server that answers "action=DUNNO" to every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * policyd_load.c - load generator for Postfix policy servers. Owns two
  * things that must agree: the data set (gen: a customer source with N

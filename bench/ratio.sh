@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # shellcheck shell=sh
 # ratio.sh - the summary line every bench script prints at its end (sourced;
 # POSIX sh). The format is documented at the top of bench/all, which collects

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # dovecot-post-login.sh - Dovecot post-login script: after a user logs in
 # over IMAP or POP3, let the address they came from relay mail through
 # Postfix for a while (autoturn-policyd grants, "roaming users"), then

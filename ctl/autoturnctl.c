@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * autoturnctl.c - the administrator's command: global options (-c, --help,
  * --version), dispatch to the sub-commands, shared error printing and the

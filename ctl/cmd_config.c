@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * cmd_config.c - "autoturnctl check-config": load the configuration the
  * way a daemon would and print every "FILE:LINE: message".

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * cmd_flush.c - autoturnctl flush and status: ask autoturn-flusher over
  * its control socket (flusher control = in autoturn.conf) to deliver a

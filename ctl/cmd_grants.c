@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * cmd_grants.c - autoturnctl grant, revoke and grants: ask autoturn-policyd
  * over its control socket (policyd control = in autoturn.conf) to let an

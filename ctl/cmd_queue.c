@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * cmd_queue.c - "autoturnctl queue [CUSTOMER]": what is held, like mailq.
  * Without a customer: one line per customer spool (messages, bytes, age of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * cmd_table.c - the customer-table commands of autoturnctl: compile the
  * source, list or show customers, look a domain or address up (like

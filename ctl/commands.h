@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * commands.h - the autoturnctl sub-commands and what they share: exit
  * codes (sysexits(3), as Sendmail and Postfix tools use them) and the

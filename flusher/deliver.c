@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * deliver.c - one flush, in a forked child of autoturn-flusher (see
  * deliver.h). Owns nothing beyond the child's lifetime: the customer's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * deliver.h - one flush of one customer's spool, run in a forked child
  * of autoturn-flusher: who may receive it (authorisation, checked again

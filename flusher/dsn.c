@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * dsn.c - delivery status notifications (RFC 3464, RFC 3461, RFC 3834)
  * for held mail, and their injection through the local MTA with the null

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * dsn.h - delivery status notifications (RFC 3464) for held mail that
  * cannot be delivered (permanent failure or expiry) or is delayed, and

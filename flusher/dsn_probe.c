@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * dsn_probe.c - test driver for dsn_send (tests/integration/t_dsn.sh):
  * stores one message in a private temp spool, builds a failed DSN for it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * hello.c - the Hello port of autoturn-flusher (see hello.h). Owns the
  * Hello listeners, a fixed direct-mapped table of the last trigger per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * hello.h - the Hello port of autoturn-flusher (the AutoTURN recipe's
  * RFC-less "Hello" protocol: the customer connects and the server closes

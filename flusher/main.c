@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * main.c - autoturn-flusher: start-up (config, control socket, privilege
  * drop), the epoll event loop serving the control protocol (FLUSH,

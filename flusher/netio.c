@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * netio.c - one connection's socket, its OpenSSL session and two bounded
  * buffers: deadline-driven reads, buffered writes, line splitting with a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * netio.h - bounded, deadline-driven line I/O over one TCP connection,
  * plain or TLS (OpenSSL), shared by the flusher's SMTP client (smtpc.c)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * odmr.c - the ODMR listener of autoturn-flusher (see odmr.h). Owns the
  * listening sockets, the server TLS context (certificate and key read

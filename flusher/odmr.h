@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * odmr.h - the ODMR listener of autoturn-flusher (RFC 2645, port 366):
  * accepts connections, refuses them early when limits are reached (too

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * odmr_session.c - one ODMR session (RFC 2645) in a forked child of
  * autoturn-flusher (see odmr_session.h). Owns the client connection (via

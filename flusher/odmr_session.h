@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * odmr_session.h - one ODMR (RFC 2645) session, in a forked child of
  * autoturn-flusher: greeting, EHLO, STARTTLS, AUTH CRAM-MD5 / PLAIN

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * schedule.c - the flusher's schedule (see sched.h). Owns the table of
  * customers with a running, queued or recently failed flush: entries

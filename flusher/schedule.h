@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * schedule.h - (not sched.h: that would shadow <sched.h>) the flusher's schedule: which customers are being flushed
  * (at most one flush per customer, at most max_flushes at once), which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * smtpc.c - the flusher's SMTP client: one connection to a customer's
  * server (plain or STARTTLS), its reply parser, and the transactions that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * smtpc.h - the flusher's SMTP client: one connection to a customer's
  * server, many messages over it, oldest first. RFC 5321 timeouts, EHLO

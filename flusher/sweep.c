@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * sweep.c - the expiry sweep (see sweep.h), in a forked child of
  * autoturn-flusher. Owns the delay-warning markers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * sweep.h - the expiry sweep of autoturn-flusher: a forked child, started
  * by the daemon every sweep_interval, that bounces held mail older than

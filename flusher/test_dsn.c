@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_dsn.c - delivery status notifications: the structure of failed
  * and delayed DSNs (MIME parts, the delivery-status fields exactly, the

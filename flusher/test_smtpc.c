@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_smtpc.c - the flusher's SMTP client against real peers: smtp-sink
  * (byte-exact delivery of many messages over one connection, 450/452 at

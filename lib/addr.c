@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * addr.c - IPv4/IPv6 addresses and CIDR networks as plain values: parse,
  * print, mask, compare. Owns no state. An IPv4-mapped IPv6 address is

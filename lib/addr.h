@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * addr.h - IPv4/IPv6 addresses and networks (CIDR) as values: parse,
  * print, mask, compare. An IPv4-mapped IPv6 address (::ffff:1.2.3.4) is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * config.c - autoturn.conf: one libconfuse schema for every program, built
  * from the key table below (section, key, kind, where it goes in struct

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * config.h - autoturn.conf (libconfuse): the settings of every program in
  * one file, documented in autoturn.conf(5). Loading is all or nothing: any

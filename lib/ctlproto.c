@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * ctlproto.c - the control protocol spoken between autoturnctl, the milter,
  * the policy service and the flusher: one line per message, "VERB

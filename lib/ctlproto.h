@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * ctlproto.h - the control protocol: how the milter, the policy service
  * and autoturnctl ask a daemon (the flusher; the policy service for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * custdb.c - the thread-safe reader of the compiled customer table
  * (tinycdb): lookups by name, domain and address, and the switch to a new

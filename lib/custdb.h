@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * custdb.h - the reader of the compiled customer table (a tinycdb file
  * written by custdb_compile.h): lookups by name, by domain, by address;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * custdb_compile.c - the customer table compiler: parses the source
  * (custsrc), checks across customers (a domain claimed twice, a name used

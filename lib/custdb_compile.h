@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * custdb_compile.h - build the customer table from its source: parse,
  * check across customers, write the tinycdb file atomically (temp file,

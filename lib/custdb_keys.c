@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * custdb_keys.c - how the compiled customer table names its records (the
  * layout is in custdb_keys.h). Owns no state.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * custdb_keys.h - the key layout of the compiled customer table, shared by
  * the compiler (custdb_compile.c) and the reader (custdb.c); nothing else

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * customer.c - the customer record: defaults, name and domain rules, and
  * the record's encoding inside the compiled table. Owns no state.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * customer.h - the customer record: what autoturn knows about one
  * customer, how names and domains are validated, and the record's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * custsrc.c - parser for the customer source (autoturn-customers(5)):
  * splits bounded lines into words, builds one struct customer per

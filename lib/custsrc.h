@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * custsrc.h - parser for the human-edited customer source (format in
  * autoturn-customers(5)). Checks everything that can be checked within

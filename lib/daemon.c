@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * daemon.c - the start-up sequence shared by autoturn-milter,
  * autoturn-policyd and autoturn-flusher: options, configuration, detach,

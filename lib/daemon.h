@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * daemon.h - what every autoturn daemon does at start-up, the same way:
  * command line (-c FILE, -f, -h, -V), loading the configuration (refusing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * envelope.c - the SMTP envelope at the top of every spool file: the
  * setters that validate what the milter stores, the writer of the header

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * envelope.h - the SMTP envelope kept at the top of every spool file:
  * sender, this customer's recipients, and the ESMTP parameters that must

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * log.c - the one logging module: Postfix-like lines to syslog or stderr.
  * Owns the program name, destination, facility and threshold (set by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * log.h - the one logging module: syslog (facility mail by default) or
  * stderr, Postfix-like lines.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * privs.c - dropping root for good, the OpenSMTPD way: look the user and
  * group up, setgroups + setresgid + setresuid, then check that the real,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * privs.h - dropping root the OpenSMTPD way: look the user and group up,
  * setgroups + setresgid + setresuid, check all three, and refuse to go on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * secret.c - customer secrets stored as HMAC-MD5 precomputed contexts
  * (Dovecot's CRAM-MD5 scheme): derive them from a password, print and

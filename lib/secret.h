@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * secret.h - customer secrets for authenticated triggers (ODMR AUTH).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * sockspec.c - socket specifications ("unix:/run/autoturn/x.sock:0660",
  * "inet:127.0.0.1:10031", "inet:[::1]:366") parsed, printed, bound and

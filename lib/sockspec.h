@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * sockspec.h - socket specifications as written in autoturn.conf, and the
  * code that binds or connects them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * spool.c - the per-customer maildir spool: <root>/<customer>/{tmp,new,cur,bad}
  * and <root>/<customer>/.lock. Owns the file-name scheme, the durable write

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * spool.h - the per-customer maildir spool: <root>/<customer>/{tmp,new,cur}
  * plus <root>/<customer>/bad (malformed files moved aside) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * units.c - durations ("90s", "1h30m", "5d") and sizes ("10M") as written
  * in autoturn.conf, the customer source and on the autoturnctl command

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * units.h - parse and print durations ("90s", "30m", "5d") and sizes
  * ("10M") the same way everywhere: config, customer source, autoturnctl.

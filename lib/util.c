@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * util.c - bounded string copies, checked formatting, allocation wrappers
  * and the few fd helpers (write everything, fsync a directory) that every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * util.h - small bounded-string and memory helpers shared by every module.
  *

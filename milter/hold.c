@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * hold.c - the diversion of one message: its held recipients grouped by
  * customer, one spool writer per customer fed as the message streams in,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * listen.c - the milter's listening socket: our socket specification
  * (sockspec.h) written in libmilter's connection syntax, and what must be

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * main.c - autoturn-milter start-up: options, configuration, the listening
  * socket (created by libmilter as root, given its mode and group), the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * milter.h - what the modules of autoturn-milter share: the process-wide
  * state set up once at start-up (read-only afterwards, so every libmilter

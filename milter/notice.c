@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * notice.c - the AutoTURN connect notice: a client whose address is
  * registered to a customer with the "connect" trigger makes the milter

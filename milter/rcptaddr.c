@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * rcptaddr.c - SMTP paths and ESMTP arguments as the MTA hands them to the
  * milter: the mailbox for the envelope, its domain for the customer

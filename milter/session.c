@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * session.c - the libmilter callbacks: per-connection state (smfi_setpriv),
  * the held-recipient decision at RCPT, streaming the message into the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_milter.c - unit tests of the milter's MTA-independent parts:
  * recipient address parsing (rcptaddr.c) and the all-or-none diversion

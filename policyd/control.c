@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * control.c - the control socket server of autoturn-policyd: one request
  * line per connection (GRANT, REVOKE, GRANTS, CHECK, PING), the reply,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * control.h - the control socket of autoturn-policyd (doc/control-
  * protocol.md): GRANT, REVOKE, GRANTS and PING from autoturnctl; CHECK

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * decide.c - the decisions of autoturn-policyd, one policy request at a
  * time: relay (OK for a relay-enabled customer's network or a live grant,

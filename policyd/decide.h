@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * decide.h - what autoturn-policyd answers to one policy request, and the
  * side effects that go with it: recording a grant on SMTP AUTH, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * grants.c - roaming relay grants. Owns the in-memory set (a chained hash
  * table keyed by address, and a binary min-heap on expiry so that expired

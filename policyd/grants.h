@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * grants.h - roaming relay grants: client address -> {user, customer,
  * expiry}, kept in memory (a hash table plus an expiry heap) and persisted

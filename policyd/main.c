@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * main.c - autoturn-policyd: start-up (config, listeners, privilege drop,
  * grants), the epoll event loop, and the policy connections: accept,

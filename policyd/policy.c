@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * policy.c - the Postfix policy delegation protocol: an incremental parser
  * that takes bytes as they arrive (a request may be split across reads,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * policy.h - the Postfix policy delegation protocol (SMTPD_POLICY_README):
  * an incremental, bounded parser of "name=value" lines ending in an empty

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * policyd.h - what the modules of autoturn-policyd share: the daemon's
  * state and the tagged objects registered with epoll.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_grants.c - unit tests of the grant store (grants.c): set, get,
  * renew (and when a renewal is journaled), expire at the exact second,

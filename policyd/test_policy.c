@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_policy.c - unit tests of the policy protocol parser (policy.c):
  * requests split across reads, several in one read, attribute order,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """cram_context.py - independent reference for the stored secret form:
 prints "{CRAM-MD5}" + hex of the HMAC-MD5 outer then inner MD5 chaining
 values (little-endian words) after one 64-byte block, as Dovecot's CRAM-MD5

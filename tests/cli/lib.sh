@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # lib.sh - helpers for the command-line tests (sourced by t_*.sh).
 # Each check prints "ok - LABEL" or "not ok - LABEL" with what differed;
 # finish() prints "N passed, N failed" and sets the exit status.

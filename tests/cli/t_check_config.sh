@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # t_check_config.sh - autoturnctl check-config: the example config is
 # valid, and each kind of mistake gives FILE:LINE: message and exit 78.
 . "$(dirname "$0")/lib.sh"

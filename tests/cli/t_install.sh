@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # t_install.sh - "cmake --install" puts the programs, man pages and example
 # configuration where a packaged install expects them (into a DESTDIR).
 . "$(dirname "$0")/lib.sh"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # t_manpages.sh - every man page renders with man -l, and groff finds no
 # problem in it (-ww: all warnings).
 . "$(dirname "$0")/lib.sh"

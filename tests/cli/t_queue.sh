@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # t_queue.sh - autoturnctl queue: summary and per-message listing, oldest
 # first, malformed spool files moved aside, bad names refused.
 . "$(dirname "$0")/lib.sh"

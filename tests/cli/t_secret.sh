@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # t_secret.sh - autoturnctl secret: stored form, determinism, bad input.
 . "$(dirname "$0")/lib.sh"
 

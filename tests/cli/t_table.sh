@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # t_table.sh - autoturnctl compile / customers / lookup end to end:
 # exact messages and exit codes, atomic replacement, damaged tables.
 . "$(dirname "$0")/lib.sh"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # t_usage.sh - autoturnctl's command line: help, version, usage errors.
 . "$(dirname "$0")/lib.sh"
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # lib.sh - shared setup of the end-to-end scenario tests (sourced by
 # tests/e2e/t_*.sh). One directory, one autoturn.conf, every daemon real:
 # a private Postfix on 127.0.0.1 wired like conf/postfix-main.cf.milter and

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_s1_autoturn.sh - DESIGN.md S1, AutoTURN for a customer on a static
 # address, end to end through a real private Postfix, autoturn-milter,
 # autoturn-policyd and autoturn-flusher (tests/e2e/lib.sh). Mail for

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_s1_sendmail.sh - DESIGN.md S1 (AutoTURN) end to end through a real
 # Sendmail 8.17, unpacked privately (tests/integration/lib/sendmail.sh)
 # and attached to autoturn-milter with the shipped conf/sendmail-autoturn.mc,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_s2_etrn.sh - DESIGN.md S2, ETRN (RFC 1985) end to end: fetchmail
 # (protocol ETRN) and Python's smtplib talk to a real private Postfix whose
 # smtpd_etrn_restrictions ask autoturn-policyd, which asks the real

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_s3_odmr.sh - DESIGN.md S3, ODMR (RFC 2645) end to end: mail for the
 # dynamic customer's domain is sent into a real private Postfix, held by
 # autoturn-milter (Postfix's queue empty, autoturnctl queue lists it); the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_s4_relay.sh - DESIGN.md S4, roaming relay end to end: a real private
 # Postfix (mynetworks = 127.0.0.1 only) asks autoturn-policyd in
 # smtpd_relay_restrictions (tests/e2e/lib.sh). Each check sends a whole

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_s5_ops.sh - DESIGN.md S5, operations end to end, on the real private
 # Postfix, milter, policy service and flusher of tests/e2e/lib.sh:
 #   - autoturnctl queue: messages, bytes (= the spool files' sizes) and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * fuzz_ctlproto.c - libFuzzer target for the control-protocol parser and
  * line framing: any bytes must give requests or errors; an accepted

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * fuzz_custsrc.c - libFuzzer target for the customer-source parser: any
  * bytes must give customers or errors, never a crash, hang or leak; every

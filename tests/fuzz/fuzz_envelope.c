@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * fuzz_envelope.c - libFuzzer target for the spool envelope reader: any
  * bytes at the top of a spool file must give an envelope or an error;

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_dsn.sh - delivery status notifications injected into a real private
 # Postfix, which relays them to an smtp-sink: by the sendmail method
 # (Postfix's own sendmail, pointed at the instance with -C) and by SMTP to

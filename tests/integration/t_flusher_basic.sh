@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_flusher_basic.sh - autoturn-flusher against real smtp-sink peers on
 # 127.0.0.x: byte-exact delivery and an empty spool afterwards; a target
 # that is not the customer's (nothing sent); 450 and a custom 452 at RCPT

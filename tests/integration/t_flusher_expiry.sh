@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_flusher_expiry.sh - the expiry sweep of autoturn-flusher, with short
 # ages (max_age 2s, sweep_interval 1s) and the FAKE local MTA of
 # lib/flusher.sh recording the DSNs: mail of a customer that never

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_flusher_grant.sh - grants as flush targets: autoturn-policyd (CHECK on
 # its control socket) tells the flusher whether an address outside the
 # customer's registered networks is granted to that customer. A grant for

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_flusher_hello.sh - the Hello port of autoturn-flusher (connect, close):
 # the server closes every connection at once without a byte; a connect
 # from an unknown address triggers nothing; a connect from acme's

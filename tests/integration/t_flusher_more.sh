@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_flusher_more.sh - autoturn-flusher beyond the basics:
 #  1. two flusher processes (two configurations, one spool, two control
 #     sockets): while one runs a slow flush (smtp-sink -w 1), a FLUSH to

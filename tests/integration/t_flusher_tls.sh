@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_flusher_tls.sh - STARTTLS from autoturn-flusher to a real peer: a
 # private Postfix with a self-signed certificate (smtpd_tls_security_level
 # = may) listens on 127.0.0.2 as the customer's server and relays the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # t_milter_basic.sh - autoturn-milter behind a real (private) Postfix:
 # held-only, mixed and two-customer messages, byte-exact 8-bit and
 # SMTPUTF8 storage, ESMTP parameters kept, quota 452, the AutoTURN connect

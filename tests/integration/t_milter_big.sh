@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # t_milter_big.sh - a 50 MB message for a held recipient streams to disk:
 # stored byte-exact, and the milter's peak resident memory (VmHWM) stays
 # flat (the figures are printed for the report).

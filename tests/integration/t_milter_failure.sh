@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # t_milter_failure.sh - failure never loses mail: a spool on a tiny
 # filesystem that fills up (4xx, nothing half-written, nothing delivered),
 # a missing customer table (451 4.3.0 at RCPT, never "not held"), the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # t_milter_sendmail.sh - autoturn-milter behind a real (private) Sendmail
 # 8.17 attached with the shipped conf/sendmail-autoturn.mc: held-only and
 # mixed recipients, the queue id from Sendmail's `i` macro, a byte-exact

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_odmr.sh - the ODMR service (RFC 2645) of autoturn-flusher with Debian's
 # fetchmail as the customer's real client (--protocol ODMR, smtphost = an
 # smtp-sink on loopback): held mail arrives byte-exact and leaves the spool;

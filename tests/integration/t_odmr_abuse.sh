@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_odmr_abuse.sh - the ODMR service under wrong, hostile or TLS use:
 # STARTTLS + AUTH PLAIN with swaks (and PLAIN refused without TLS), the
 # whole ATRN turnaround kept inside TLS (lib/odmr_client.py plays the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_policyd_abuse.sh - autoturn-policyd against a hostile or broken peer,
 # directly on its policy socket: oversized request, binary garbage, EOF in
 # the middle of a request, 10,000 connections opened and dropped, a client

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # t_policyd_postfix.sh - autoturn-policyd behind a private Postfix on
 # loopback, configured like conf/postfix-main.cf.policy. mynetworks is
 # only 127.0.0.1, so other 127.0.0.x clients are strangers unless the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # lib.sh - helpers for the package tests (sourced by tests/package/t_*.sh
 # after tests/cli/lib.sh). Not a test itself (ctest runs only t_*.sh).
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # t_deb.sh - the .deb: built by scripts/package, clean under lintian, and
 # installed with apt into a clean Debian 12 root made with debootstrap
 # (minbase; the mirror comes from this machine's apt sources), where

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # t_systemd.sh - the systemd units of the .deb under a real systemd: a
 # clean Debian 12 root (debootstrap minbase, mirror from this machine's apt
 # sources) with systemd, Postfix ("Local only") and the .deb, booted with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * spool_put.c - test and demo tool: store the message on standard input in
  * a customer's spool through the real spool API (the same durable path

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_addr.c - addresses and networks: parse (good and every named bad
  * input), v4-mapped normalisation, mask, contains, format.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_config.c - autoturn.conf: defaults, a file that sets every key,
  * the shipped example (as is and with every default uncommented), and one

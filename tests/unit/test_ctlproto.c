@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_ctlproto.c - the control protocol: encoder/parser round trips, every
  * named parse error with its exact text, line framing across chunk

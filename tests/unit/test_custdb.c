@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_custdb.c - the compiled table: compile, every kind of lookup,
  * cross-customer errors (exact text), atomic replacement, reload, and

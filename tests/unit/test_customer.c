@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_customer.c - names, domains, the record encoding: round trip and
  * strict decoding of damaged records.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_custsrc.c - the customer-source parser: a full example, defaults,
  * and every block-level error message, exactly, with its line.

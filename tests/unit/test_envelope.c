@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_envelope.c - the spool envelope: setters, format, strict parser,
  * round trips and every named error with its exact text.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_log.c - the log line format on stderr: program name and pid,
  * severity prefixes, strerror for log_warn/log_error, the threshold,

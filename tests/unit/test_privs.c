@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_privs.c - dropping privileges: in a forked child (the suite runs
  * as root in CI) become "nobody" and check every id; unknown user and

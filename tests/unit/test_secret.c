@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_secret.c - stored CRAM-MD5 contexts: HMAC-MD5 against OpenSSL's
  * HMAC() on the RFC 2202 vectors, the RFC 2195 example, parse errors.

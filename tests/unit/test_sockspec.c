@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_sockspec.c - socket specs: parsing (every error text), formatting,
  * and real listen/connect on UNIX sockets (mode, stale socket, refusing a

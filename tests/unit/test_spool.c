@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_spool.c - the per-customer maildir spool: durable write and
  * byte-exact read back, modes, ordering, stats, every failure path of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * test_units.c - durations and sizes: every accepted form, every error
  * text, overflow edges, and formatting back.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # flusher.sh - autoturn-flusher for the integration tests (sourced after
 # postfix.sh). Everything lives under one test directory; the flusher runs
 # as user nobody with a spool owned by nobody. Bounces go to a FAKE local

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # milter.sh - autoturn-milter behind a private Postfix for the integration
 # tests (sourced after postfix.sh). Everything lives under one test
 # directory; the milter runs as user nobody with a spool owned by nobody,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # odmr.sh - ODMR (RFC 2645) helpers for the integration tests (sourced
 # after postfix.sh and flusher.sh).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """odmr_client.py - a scripted ODMR client for the tests of autoturn's ODMR
 service, for what fetchmail (the real client used elsewhere) cannot do:
 STARTTLS on the ODMR connection, commands out of order, malformed lines,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # policyd.sh - an autoturn-policyd instance, a customer table and a fake
 # flusher for the integration tests (sourced after postfix.sh).
 #

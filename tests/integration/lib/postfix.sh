@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # postfix.sh - private Postfix instances and smtp-sink peers for the
 # integration tests (sourced). Everything lives under a test's own
 # directory and listens on loopback only; the system Postfix is untouched.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # sendmail.sh - a private Sendmail 8.17 for the integration tests
 # (sourced after postfix.sh). Debian's sendmail-bin conflicts with postfix,
 # so the packages are fetched with apt-get download into a cache directory,
