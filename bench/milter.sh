@@ -137,7 +137,7 @@ trace() {
   sleep 0.5
   kill -INT "$st"; wait "$st" 2>/dev/null
   awk -v n="$TRACE" '
-    $NF == "total" { total = $(NF - 2) ~ /^[0-9]+$/ && NF == 6 ? $(NF - 2) : $4 }
+    $NF == "total" { total = $4 }
     $NF == "fsync" || $NF == "fdatasync" { fs += $4 }
     END { printf "%.1f %.2f\n", total / n, fs / n }' "$out"
 }

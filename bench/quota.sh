@@ -8,6 +8,9 @@
 # Target: full >= 0.95 x empty (the quota check is O(1): a usage record,
 # not a scan of the spool).
 #
+# Then each customer's holds are traced with strace -c (TRACE messages):
+# system calls per held message, a count load cannot change, for both.
+#
 # The held messages are written straight into full/new/ in the spool
 # format (doc/spool-format.md; names with ",S=<size>"), without fsync, and
 # the usage record is left to be built by the spool on first use (a
@@ -16,13 +19,14 @@
 # usage: bench/quota.sh [MESSAGES]   (default 1000 per run; BUILDDIR default build/release)
 #   ROUNDS   default 3 (empty and full interleaved, medians)
 #   HELD     messages already held for "full" (default 100000)
+#   TRACE    messages per traced run (default 300)
 #   QUICK=1  200 messages, 1 round, HELD 10000 unless set: checks the harness
 # Needs root (private Postfix). Ends with a RATIO line (bench/ratio.sh).
 set -u
 if [ "${QUICK:-0}" = 1 ]; then
-  N=${1:-200}; ROUNDS=${ROUNDS:-1}; HELD=${HELD:-10000}
+  N=${1:-200}; ROUNDS=${ROUNDS:-1}; HELD=${HELD:-10000}; TRACE=${TRACE:-100}
 else
-  N=${1:-1000}; ROUNDS=${ROUNDS:-3}; HELD=${HELD:-100000}
+  N=${1:-1000}; ROUNDS=${ROUNDS:-3}; HELD=${HELD:-100000}; TRACE=${TRACE:-300}
 fi
 SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 BUILDDIR=${BUILDDIR:-$SRCDIR/build/release}
@@ -97,6 +101,19 @@ for round in $(seq 1 "$ROUNDS"); do
   else F+=("$(rate a@full.dom)"); E+=("$(rate a@empty.dom)"); fi
 done
 e=$(median "${E[@]}"); f=$(median "${F[@]}")
+
+# trace RCPT - system calls per held message of the milter (strace -c)
+trace() {
+  local out=$D/strace.${1#*@} st
+  strace -f -c -o "$out" -p "$MT_PID" 2>/dev/null &
+  st=$!
+  sleep 1
+  send "$TRACE" "$1"
+  sleep 0.5
+  kill -INT "$st"; wait "$st" 2>/dev/null
+  awk -v n="$TRACE" '$NF == "total" { printf "%.1f\n", $4 / n }' "$out"
+}
+SC_E=$(trace a@empty.dom); SC_F=$(trace a@full.dom)
 pf_wait_log "$D/pf" "milter-discard" 5 >/dev/null 2>&1 || true
 held=$(find "$D/spool/full/new" -type f | wc -l)
 printf 'hold rate, empty spool:          %8.1f msg/s\n' "$e"
@@ -104,7 +121,10 @@ printf 'hold rate, %6d already held:   %8.1f msg/s  full/empty = %.3f (target >=
   "$HELD" "$f" "$(echo "$f / $e" | bc -l)"
 echo "messages: $N per run, 10 sessions, 4 KiB, every recipient held, median of $ROUNDS rounds; full/new now holds $held"
 printf 'rounds (msg/s): empty=%s  full=%s\n' "${E[*]}" "${F[*]}"
+echo "system calls per held message (strace -c, $TRACE messages): empty $SC_E, full $SC_F"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
+ratio quota "syscalls per held message, $HELD held" "$SC_F" calls "same, empty spool" "$SC_E" - ||
+  fail "ratio"
 ratio quota "hold rate, quota customer, $HELD held" "$f" msg/s "same, empty spool" "$e" ">=0.95" ||
   fail "ratio"
