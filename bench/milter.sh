@@ -16,7 +16,8 @@
 # Targets: b >= 0.97 m; c >= 1.0 s; c >= 1.0 b.
 #
 # The rates are medians of ROUNDS rounds, the five runs interleaved in
-# each round (the order rotates from round to round). Then, for figures
+# each round (the order rotates from round to round); so is each milter's
+# CPU time per message (user + system of its process, from /proc). Then, for figures
 # that load cannot change, each milter is traced with strace -c while
 # TRACE messages pass: system calls and fsyncs per message.
 #
@@ -109,13 +110,25 @@ rate() {
 }
 
 median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
+# CPU ticks (user + system, all threads) of a milter so far; 0 for (a)
+hz=$(getconf CLK_TCK)
+cpu_ticks() {
+  local pid
+  eval "pid=\${PID_$1:-}"
+  [ -n "$pid" ] || { echo 0; return; }
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat"
+}
 order="a m b s c"
-R_a=() R_m=() R_b=() R_s=() R_c=()
+R_a=() R_m=() R_b=() R_s=() R_c=() U_m=() U_b=() U_s=() U_c=()
 for round in $(seq 1 "$ROUNDS"); do
   for k in $order; do
     use "$k"
+    t0=$(cpu_ticks "$k")
     r=$(rate "$k")
+    t1=$(cpu_ticks "$k")
     eval "R_$k+=(\"\$r\")"
+    # the milter's CPU time per message, microseconds
+    [ "$k" = a ] || eval "U_$k+=(\"$(echo "scale=1; ($t1 - $t0) * 1000000 / $hz / $N" | bc)\")"
   done
   order="${order#* } ${order%% *}"      # rotate: a m b s c -> m b s c a
 done
@@ -170,6 +183,8 @@ printf '(c) autoturn, all held:       %8.1f msg/s  c/s = %.3f (target >= 1.0)  c
 echo "messages: $N per run, 10 sessions, 4 KiB, median of $ROUNDS rounds (order rotated); stored: autoturn $held, storing peer $stored"
 printf 'rounds (msg/s): a=%s  m=%s  b=%s  s=%s  c=%s\n' "${R_a[*]}" "${R_m[*]}" "${R_b[*]}" \
   "${R_s[*]}" "${R_c[*]}"
+printf 'milter CPU per message (us, user + system, median): m %s  b %s  s %s  c %s\n' \
+  "$(median "${U_m[@]}")" "$(median "${U_b[@]}")" "$(median "${U_s[@]}")" "$(median "${U_c[@]}")"
 echo "per message, strace -c over $TRACE messages (syscalls, fsyncs):" \
   "m $SC_m $FS_m; b $SC_b $FS_b; s $SC_s $FS_s; c $SC_c $FS_c"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -179,6 +194,16 @@ ratio milter "msg/s, all held" "$c" msg/s "minimal storing milter" "$s" ">=1.0" 
 ratio milter "msg/s, all held" "$c" msg/s "autoturn, nothing held" "$b" ">=1.0" || fail "ratio"
 ratio milter "msg/s, nothing held" "$b" msg/s "postfix, no milter" "$a" - || fail "ratio"
 ratio milter "msg/s, minimal milter" "$m" msg/s "postfix, no milter" "$a" - || fail "ratio"
+# CPU time is counted in ticks (1/CLK_TCK s): a short run (QUICK=1) may see
+# none for a peer, and then there is no ratio to print
+if [ "$(echo "$(median "${U_m[@]}") > 0 && $(median "${U_s[@]}") > 0" | bc)" = 1 ]; then
+  ratio milter "milter CPU per message, nothing held" "$(median "${U_b[@]}")" us "minimal milter" \
+    "$(median "${U_m[@]}")" - || fail "ratio"
+  ratio milter "milter CPU per message, all held" "$(median "${U_c[@]}")" us \
+    "minimal storing milter" "$(median "${U_s[@]}")" - || fail "ratio"
+else
+  echo "milter CPU per message: too few clock ticks over $N messages to compare"
+fi
 ratio milter "syscalls per held message" "$SC_c" calls "minimal storing milter" "$SC_s" - ||
   fail "ratio"
 ratio milter "fsyncs per held message" "$FS_c" calls "minimal storing milter" "$FS_s" - ||
