@@ -9,8 +9,10 @@
  * EOF says the child is gone (no SIGCHLD handler), its one RESULT line
  * says how the flush went.
  *
- * SECURITY: anyone who can open the control socket (its mode and group
- * decide) may send requests: each is one bounded line (ctl_linebuf,
+ * SECURITY: the control socket's mode and group decide who may connect;
+ * then the peer's uid (SO_PEERCRED) must be root, an autoturn daemon's
+ * user or in control_users, or the peer gets one "forbidden" line and is
+ * disconnected (logged). A request is one bounded line (ctl_linebuf,
  * ctl_parse), connections are capped (CONN_MAX) and time out, pending
  * output is bounded (CONN_OUT_MAX), and no client can block the loop
  * (non-blocking sockets). The customer named must exist and the target
@@ -34,6 +36,7 @@
 #include "hello.h"
 #include "log.h"
 #include "odmr.h"
+#include "peer.h"
 #include "schedule.h"
 #include "spool.h"
 #include "sweep.h"
@@ -94,6 +97,7 @@ static struct {
     struct ev odmr_ev;
     struct conn *conns;
     size_t nconns;
+    struct peer_users control_users; /* root, the daemons' users, control_users */
     time_t now, started;
     struct ev sweep;             /* the expiry sweep's status pipe (sweep.c) */
     pid_t sweep_pid;             /* 0: no sweep running */
@@ -626,6 +630,38 @@ conn_event(struct conn *c, uint32_t events)
     conn_input(c);
 }
 
+/* conn_allowed - may the peer of fd use the control socket? A refused
+ * peer gets one line (without blocking) and is logged. */
+static bool
+conn_allowed(int fd)
+{
+    char name[PEER_NAME_MAX];
+    uid_t uid;
+    pid_t pid;
+
+    if (peer_cred(fd, &uid, &pid) < 0) {
+        log_warn("control: SO_PEERCRED");
+        return false;
+    }
+    if (peer_users_has(&fl.control_users, uid))
+        return true;
+    log_warnx("control: connection from %s (pid %ld) refused: not root, an autoturn daemon's "
+              "user or in control_users", peer_user_name(uid, name, sizeof(name)), (long)pid);
+    ctl_refuse(fd, "forbidden", "not root, an autoturn daemon's user or in "
+               "flusher.control_users");
+    return false;
+}
+
+/* control_users_load - who may use the control socket (unknown names logged) */
+static void
+control_users_load(void)
+{
+    struct errbuf err;
+
+    if (peer_users_control(&fl.control_users, &fl.cfg, &fl.cfg.flusher.control_users, &err) < 0)
+        log_warnx("control_users: %s (ignored)", err.msg);
+}
+
 static void
 conn_accept(void)
 {
@@ -634,6 +670,10 @@ conn_accept(void)
     int fd;
 
     while ((fd = accept4(fl.listener.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+        if (!conn_allowed(fd)) {
+            close(fd);
+            continue;
+        }
         if (fl.nconns >= CONN_MAX || (c = x_calloc(1, sizeof(*c))) == NULL) {
             log_warnx("control: too many connections (%zu); closing one", fl.nconns);
             close(fd);
@@ -780,6 +820,7 @@ start_state(int lfd)
     custdb_set_check_interval(fl.db, (unsigned)fl.cfg.customers_check_interval);
     if (custdb_refresh(fl.db, &err) < 0)
         log_warnx("customer table: %s (requests get ERR internal until it is usable)", err.msg);
+    control_users_load();
     if (daemon_signals_init() < 0)
         log_fatal("signals");
     if ((fl.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
@@ -832,6 +873,8 @@ reload(void)
     o->max_age = n->max_age;
     o->delay_warning = n->delay_warning;
     o->sweep_interval = n->sweep_interval;
+    o->control_users = n->control_users;
+    control_users_load();
     fl.cfg.log_level = nc->log_level;
     config_apply_logging(&fl.cfg, PROG);
     sched_set_limits(fl.sched, (size_t)o->max_flushes, (time_t)o->retry_interval);

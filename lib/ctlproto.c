@@ -566,3 +566,15 @@ ctl_notify(const char *path, const struct ctl_msg *req, struct errbuf *err)
     close(fd);
     return rc;
 }
+
+void
+ctl_refuse(int fd, const char *code, const char *text)
+{
+    char line[CTL_LINE_MAX];
+    struct ctl_msg m;
+    int len;
+
+    if (ctl_reply_err(&m, code, text) < 0 || (len = ctl_format(&m, line, sizeof(line))) < 0)
+        return;
+    (void)send(fd, line, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
