@@ -171,19 +171,21 @@ cmd_revoke(struct cli_ctx *ctx)
 static void
 print_grant(void *ctx, const struct ctl_msg *m)
 {
-    const char *v[4] = {ctl_msg_get(m, "ip"), ctl_msg_get(m, "user"),
-                        ctl_msg_get(m, "customer"), ctl_msg_get(m, "expires")};
+    const char *v[5] = {ctl_msg_get(m, "ip"), ctl_msg_get(m, "user"),
+                        ctl_msg_get(m, "customer"), ctl_msg_get(m, "expires"),
+                        ctl_msg_get(m, "source")};
     char when[32];
     size_t i;
 
     if (!*(bool *)ctx)
-        printf("%-39s %-24s %-16s %s\n", "ADDRESS", "USER", "CUSTOMER", "EXPIRES");
+        printf("%-39s %-24s %-16s %-20s %s\n", "ADDRESS", "USER", "CUSTOMER", "SOURCE",
+               "EXPIRES");
     *(bool *)ctx = true;
     for (i = 0; i < ARRAY_LEN(v); i++)
         if (v[i] == NULL || v[i][0] == '\0')
             v[i] = "-";
     cli_format_time(strcmp(v[3], "-") != 0 ? v[3] : NULL, when, sizeof(when));
-    printf("%-39s %-24s %-16s %s\n", v[0], v[1], v[2], when);
+    printf("%-39s %-24s %-16s %-20s %s\n", v[0], v[1], v[2], v[4], when);
 }
 
 int
