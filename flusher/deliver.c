@@ -929,7 +929,7 @@ void
 deliver_child_setup(const struct config *cfg, int keep1, int keep2)
 {
     static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGALRM, SIGUSR1, SIGUSR2};
-    unsigned lo = (unsigned)keep1, hi = (unsigned)keep2;
+    const int keep[2] = {keep1, keep2};
     sigset_t all;
     size_t i;
 
@@ -938,19 +938,7 @@ deliver_child_setup(const struct config *cfg, int keep1, int keep2)
     signal(SIGPIPE, SIG_IGN);     /* write errors are handled where they happen */
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
-    if (keep2 < 0)
-        hi = lo;
-    if (lo > hi) {
-        unsigned tmp = lo;
-
-        lo = hi;
-        hi = tmp;
-    }
-    if (lo > 3)
-        close_range(3, lo - 1, 0);
-    if (hi > lo + 1)
-        close_range(lo + 1, hi - 1, 0);
-    close_range(hi + 1, ~0U, 0);
+    fd_close_except(keep, 2);
     config_apply_logging(cfg, DELIVER_PROG);   /* the syslog socket was closed */
 }
 

@@ -102,6 +102,7 @@ static struct {
     struct ev sweep;             /* the expiry sweep's status pipe (sweep.c) */
     pid_t sweep_pid;             /* 0: no sweep running */
     time_t next_sweep;
+    int exit_code;               /* 1 when stopping because a part failed */
 } fl;
 
 /* --- control connections --- */
@@ -755,6 +756,16 @@ open_hello(void)
         log_fatalx("%s", err.msg);
 }
 
+/* spawn_odmr - the ODMR front process (after detaching, before the drop) */
+static void
+spawn_odmr(void)
+{
+    struct errbuf err;
+
+    if (odmr_spawn(fl.odmr, &err) < 0)
+        log_fatalx("%s", err.msg);
+}
+
 /* open_odmr - the ODMR listeners and TLS key, if enabled (before the drop) */
 
 static void
@@ -771,7 +782,7 @@ watch_odmr(void)
 {
     if (fl.odmr == NULL)
         return;
-    odmr_start(fl.odmr, fl.spool);
+    odmr_start(fl.odmr, fl.spool, fl.db);
     if (add_ev(&fl.odmr_ev, odmr_poll_fd(fl.odmr), EV_ODMR) < 0)
         log_fatal("epoll_ctl");
 }
@@ -811,7 +822,6 @@ start_state(int lfd)
     struct errbuf err;
 
     fl.now = fl.started = time(NULL);
-    fill_hostname(&fl.cfg);
     if ((fl.spool = spool_new(fl.cfg.spool_dir)) == NULL ||
         (fl.db = custdb_new(fl.cfg.customers_table)) == NULL ||
         (fl.sched = sched_new((size_t)fl.cfg.flusher.max_flushes,
@@ -865,11 +875,12 @@ reload(void)
     o->hello.rate_interval = n->hello.rate_interval;
     o->odmr.auth_delay = n->odmr.auth_delay;
     o->odmr.max_auth_failures = n->odmr.max_auth_failures;
-    o->odmr.timeout = n->odmr.timeout;
     o->odmr.turnaround_timeout = n->odmr.turnaround_timeout;
-    o->odmr.max_sessions_per_address = n->odmr.max_sessions_per_address;
     o->odmr.address_failures = n->odmr.address_failures;
     o->odmr.address_block = n->odmr.address_block;
+    o->odmr.account_failures = n->odmr.account_failures;
+    o->odmr.account_delay = n->odmr.account_delay;
+    o->odmr.account_delay_max = n->odmr.account_delay_max;
     o->max_age = n->max_age;
     o->delay_warning = n->delay_warning;
     o->sweep_interval = n->sweep_interval;
@@ -878,8 +889,8 @@ reload(void)
     fl.cfg.log_level = nc->log_level;
     config_apply_logging(&fl.cfg, PROG);
     sched_set_limits(fl.sched, (size_t)o->max_flushes, (time_t)o->retry_interval);
-    log_info("%s: reloaded (control socket, listeners, TLS files, user, spool and table paths "
-             "need a restart)",
+    log_info("%s: reloaded (control socket, listeners, TLS files, users, spool and table paths, "
+             "and the ODMR front's limits and timeouts need a restart)",
              fl.config_path);
     x_free(nc);
     start_queued();
@@ -905,7 +916,12 @@ dispatch(struct ev *ev, uint32_t events)
         hello_accept(fl.hello, ev->fd, fl.db, fl.now, flush_internal, NULL);
         break;
     case EV_ODMR:
-        odmr_event(fl.odmr, fl.now);
+        if (odmr_event(fl.odmr, fl.now) < 0) {
+            log_errorx("stopping: without its front process ODMR cannot serve; a restart "
+                       "brings it back");
+            daemon_stop = 1;
+            fl.exit_code = 1;
+        }
         break;
     case EV_SWEEP:
         if (sweep_event(ev->fd, fl.sweep_pid) == 1) {
@@ -1019,10 +1035,12 @@ main(int argc, char **argv)
     daemon_parse_args(argc, argv, PROG, "deliver held mail to customers on demand.", &o);
     daemon_start(&o, PROG, &fl.cfg);
     fl.config_path = fl.cfg.file;
+    fill_hostname(&fl.cfg);
     lfd = open_control();
     open_hello();
     open_odmr();
     daemon_detach(&o);
+    spawn_odmr();
     daemon_drop_privileges(PROG, fl.cfg.flusher.user, fl.cfg.flusher.group);
     start_state(lfd);
     watch_hello();
@@ -1033,5 +1051,5 @@ main(int argc, char **argv)
     run();
     log_info("stopping");
     shutdown_state();
-    return 0;
+    return fl.exit_code;
 }

@@ -157,6 +157,7 @@ static const struct key keys[] = {
     NUM("odmr", "preauth_timeout", K_DURATION, flusher.odmr.preauth_timeout, 1, DAY),
     NUM("odmr", "max_preauth_sessions", K_COUNT, flusher.odmr.max_preauth_sessions, 1, 10000),
     NUM("odmr", "account_failures", K_COUNT, flusher.odmr.account_failures, 1, 100000),
+    NUM("odmr", "account_delay", K_DURATION, flusher.odmr.account_delay, 1, DAY),
     NUM("odmr", "account_delay_max", K_DURATION, flusher.odmr.account_delay_max, 1, DAY),
 };
 
@@ -592,6 +593,7 @@ defaults_flusher(struct config_flusher *f)
     f->odmr.preauth_timeout = 30;
     f->odmr.max_preauth_sessions = 40;
     f->odmr.account_failures = 5;
+    f->odmr.account_delay = 1;
     f->odmr.account_delay_max = 60;
 }
 

@@ -83,7 +83,8 @@ struct config_odmr {
     uint64_t preauth_timeout;         /* greeting to successful AUTH; default 30s */
     uint64_t max_preauth_sessions;    /* unauthenticated at once; default 40 */
     uint64_t account_failures;        /* failed AUTHs for one account before throttling; 5 */
-    uint64_t account_delay_max;       /* longest spacing of a throttled account's tries; 60s */
+    uint64_t account_delay;           /* first spacing of a throttled account's tries; 1s */
+    uint64_t account_delay_max;       /* longest spacing, doubling from account_delay; 60s */
 };
 
 struct config_flusher {

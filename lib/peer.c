@@ -79,8 +79,10 @@ peer_users_control(struct peer_users *u, const struct config *cfg,
 
     peer_users_root(u);
     for (i = 0; i < ARRAY_LEN(daemons); i++)
-        if (daemons[i][0] != '\0' && add_name(u, daemons[i]) < 0)
-            missing(err, &any, daemons[i]);
+        if (daemons[i][0] != '\0' && add_name(u, daemons[i]) < 0
+            && (i == 0 || strcmp(daemons[i], daemons[0]) != 0)
+            && (i < 2 || strcmp(daemons[i], daemons[1]) != 0))
+            missing(err, &any, daemons[i]);     /* each missing daemon user once */
     for (i = 0; extra != NULL && i < extra->count; i++)
         if (add_name(u, extra->name[i]) < 0)
             missing(err, &any, extra->name[i]);

@@ -138,6 +138,7 @@ test_defaults(void **state)
     assert_int_equal(cfg->flusher.odmr.preauth_timeout, 30);
     assert_int_equal(cfg->flusher.odmr.max_preauth_sessions, 40);
     assert_int_equal(cfg->flusher.odmr.account_failures, 5);
+    assert_int_equal(cfg->flusher.odmr.account_delay, 1);
     assert_int_equal(cfg->flusher.odmr.account_delay_max, 60);
     x_free(cfg);
 }
@@ -313,7 +314,7 @@ test_example_uncommented(void **state)
     example_path(src, sizeof(src));
     assert_true((fd = mkstemp(dst)) >= 0);
     close(fd);
-    assert_int_equal(uncomment(src, dst), 68);        /* every key of the schema */
+    assert_int_equal(uncomment(src, dst), 69);        /* every key of the schema */
     assert_int_equal(config_load(dst, cfg, collect, &e), 0);
     assert_int_equal(e.n, 0);
     unlink(dst);
