@@ -52,6 +52,8 @@ ask(struct cli_ctx *ctx, const struct ctl_msg *req, ctl_data_fn *datafn, void *d
             return EXIT_USAGE;
         if (code != NULL && strcmp(code, "unknown-customer") == 0)
             return EXIT_NOTFOUND;
+        if (code != NULL && strcmp(code, "forbidden") == 0)
+            return EXIT_NOPERM;
         return EXIT_SOFTWARE;
     }
     return EXIT_OK;

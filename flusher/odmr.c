@@ -429,8 +429,7 @@ account_good(struct account *ac, const struct ipaddr *a, time_t now)
 {
     size_t i, oldest = 0;
 
-    ac->failures = 0;
-    ac->next_ok = 0;
+    /* the failures stay: a guesser gets no fresh tries from the customer's success */
     for (i = 0; i < ODMR_GOOD_MAX; i++) {
         if (ac->good_at[i] != 0 && ipaddr_equal(&ac->good[i], a)) {
             ac->good_at[i] = now;

@@ -115,7 +115,8 @@ struct ll_ruleset {
 };
 
 /* landlock - deny every file access and TCP bind/connect from now on;
- * 1 done, 0 the kernel has no Landlock, -1 error (errno) */
+ * 1 done, 0 the kernel has no Landlock, 2 a seccomp filter forbids it
+ * (EPERM: a unit without landlock_* in SystemCallFilter), -1 error */
 static int
 landlock(void)
 {
@@ -125,7 +126,7 @@ landlock(void)
 
     abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
     if (abi < 0)
-        return errno == ENOSYS || errno == EOPNOTSUPP ? 0 : -1;
+        return errno == ENOSYS || errno == EOPNOTSUPP ? 0 : errno == EPERM ? 2 : -1;
     ra.handled_access_fs = LL_FS_ABI1 | (abi >= 2 ? LL_FS_REFER : 0) |
                            (abi >= 3 ? LL_FS_TRUNC : 0) | (abi >= 5 ? LL_FS_IOCTL : 0);
     ra.handled_access_net = abi >= 4 ? LL_NET_TCP : 0;
@@ -153,9 +154,13 @@ confine(struct front *f)
         fail(f, "prctl", strerror(errno));
     if ((rc = landlock()) < 0)
         fail(f, "Landlock", strerror(errno));
-    log_info("odmr: front process %d runs as %s, %s", (int)getpid(), f->oc->user,
-             rc == 1 ? "confined by Landlock (no file access, no TCP bind or connect)"
-                     : "without Landlock (the kernel has none): confined by its user only");
+    if (rc == 1)
+        log_info("odmr: front process %d runs as %s, confined by Landlock (no file access, no "
+                 "TCP bind or connect)", (int)getpid(), f->oc->user);
+    else
+        log_warnx("odmr: front process %d runs as %s, without Landlock (%s): confined by its "
+                  "user only", (int)getpid(), f->oc->user,
+                  rc == 0 ? "the kernel has none" : "forbidden by a seccomp filter");
 }
 
 /* --- refused addresses (from the broker) --- */
@@ -261,7 +266,7 @@ evict(struct front *f)
     }
     if (old == NULL)
         return;
-    if (kill(old->pid, SIGTERM) < 0)
+    if (kill(old->pid, SIGUSR1) < 0)          /* SIGUSR1: "421 ... unauthenticated" */
         log_warn("odmr: kill %d", (int)old->pid);
     old->evicted = true;
     f->live--;
