@@ -4,10 +4,14 @@
  * start of the front process (see odmr.h for the three processes). Owns
  * the channel to the front, one channel per session with what the broker
  * knows of it (address, the customer it authenticated as, the CRAM-MD5
- * challenge it was given, its failures), the delivery processes (pid and
- * status pipe), and two direct-mapped tables of failed AUTHs, per address
- * and per account (keyed by a seeded hash: a collision merges two counts,
- * which only makes the limits stricter for both).
+ * challenge it was given, its failures) and the delivery processes (pid
+ * and status pipe). The failure counts per address and per account are
+ * odmr_limits.c's.
+ *
+ * One module of about 800 lines: the broker's requests (challenge, AUTH,
+ * ATRN) share its session table and limits too closely to be split, and
+ * starting the front (listeners, TLS key, fork, READY) is where the broker
+ * gets its channel.
  *
  * SECURITY: everything on a session channel comes from a process that
  * parsed an untrusted client's bytes before authentication and may be
@@ -49,6 +53,7 @@
 #include "odmr_chan.h"
 #include "odmr_deliver.h"
 #include "odmr_front.h"
+#include "odmr_limits.h"
 #include "secret.h"
 #include "sockspec.h"
 
@@ -73,20 +78,6 @@ struct delivery {
     int status_fd;                  /* EOF: it ended */
 };
 
-struct fail_slot {
-    struct ipaddr addr;
-    time_t since;                   /* start of the counting window, 0 = unused */
-    unsigned long count;
-};
-
-struct account {
-    char name[CUSTOMER_NAME_MAX + 1];
-    unsigned long failures;         /* since the last success or quiet window */
-    time_t last_failure, next_ok;
-    struct ipaddr good[ODMR_GOOD_MAX];   /* authenticated for it before */
-    time_t good_at[ODMR_GOOD_MAX];
-};
-
 struct odmr {
     const struct config *cfg;
     const struct config_odmr *oc;
@@ -101,9 +92,7 @@ struct odmr {
     struct bsess *sess;
     size_t nslots, nsess;
     struct delivery *dl;            /* nslots slots */
-    uint64_t seed;
-    struct fail_slot *fails;        /* ODMR_FAIL_SLOTS */
-    struct account *accounts;       /* ODMR_ACCOUNT_SLOTS */
+    struct odmr_limits *limits;
 };
 
 /* --- set-up, before the privilege drop --- */
@@ -164,12 +153,9 @@ tables(struct odmr *o)
     size_t i;
 
     o->nslots = (size_t)o->oc->max_sessions;
-    if (getrandom(&o->seed, sizeof(o->seed), GRND_NONBLOCK) != (ssize_t)sizeof(o->seed))
-        o->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     if ((o->sess = x_calloc(o->nslots, sizeof(*o->sess))) == NULL
         || (o->dl = x_calloc(o->nslots, sizeof(*o->dl))) == NULL
-        || (o->fails = x_calloc(ODMR_FAIL_SLOTS, sizeof(*o->fails))) == NULL
-        || (o->accounts = x_calloc(ODMR_ACCOUNT_SLOTS, sizeof(*o->accounts))) == NULL)
+        || (o->limits = odmr_limits_new(o->oc)) == NULL)
         return -1;
     for (i = 0; i < o->nslots; i++)
         o->sess[i].fd = o->dl[i].status_fd = -1;
@@ -304,27 +290,7 @@ odmr_sessions(const struct odmr *o)
     return o != NULL ? o->nsess : 0;
 }
 
-/* --- per-address failures --- */
-
-static struct fail_slot *
-fail_slot(struct odmr *o, const struct ipaddr *a)
-{
-    return &o->fails[ipaddr_hash(a, o->seed) & (ODMR_FAIL_SLOTS - 1)];
-}
-
-/* fail_count - failures of a in the current window (an expired window
- * is forgotten) */
-static unsigned long
-fail_count(struct odmr *o, const struct ipaddr *a, time_t now)
-{
-    struct fail_slot *f = fail_slot(o, a);
-
-    if (f->since == 0 || now >= f->since + (time_t)o->oc->address_block)
-        return 0;
-    return f->count;
-}
-
-/* block - tell the front to refuse a until the end of its window */
+/* block - tell the front to refuse a until then */
 static void
 block(struct odmr *o, const struct ipaddr *a, time_t until)
 {
@@ -336,110 +302,6 @@ block(struct odmr *o, const struct ipaddr *a, time_t until)
         || ctl_msg_addf(&m, "until", "%lld", (long long)until) < 0
         || odmr_chan_send(o->front_fd, &m, -1, &err) < 0)
         log_warnx("odmr: client=[%s]: cannot tell the front to refuse it", ip);
-}
-
-static void
-fail_add(struct odmr *o, const struct ipaddr *a, time_t now)
-{
-    struct fail_slot *f = fail_slot(o, a);
-    char ip[IPADDR_TEXT_MAX];
-
-    if (f->since == 0 || now >= f->since + (time_t)o->oc->address_block) {
-        f->since = now;
-        f->count = 0;
-    }
-    f->addr = *a;
-    if (++f->count != o->oc->address_failures)
-        return;
-    log_warnx("odmr: client=[%s]: %lu failed AUTH attempts; this address is refused for %llus",
-              ipaddr_format(a, ip, sizeof(ip)), f->count,
-              (unsigned long long)o->oc->address_block);
-    block(o, a, f->since + (time_t)o->oc->address_block);
-}
-
-/* --- per-account failures --- */
-
-static struct account *
-account_slot(struct odmr *o, const char *name)
-{
-    uint64_t h = o->seed ^ 0xcbf29ce484222325ull;
-    struct account *ac;
-    const char *p;
-
-    for (p = name; *p != '\0'; p++)
-        h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
-    ac = &o->accounts[(h ^ (h >> 32)) & (ODMR_ACCOUNT_SLOTS - 1)];
-    if (strcmp(ac->name, name) != 0) {     /* another account's slot: start over */
-        memset(ac, 0, sizeof(*ac));
-        (void)str_copy(ac->name, sizeof(ac->name), name);
-    }
-    return ac;
-}
-
-static bool
-account_knows(const struct account *ac, const struct ipaddr *a, time_t now)
-{
-    size_t i;
-
-    for (i = 0; i < ODMR_GOOD_MAX; i++)
-        if (ac->good_at[i] != 0 && now < ac->good_at[i] + ODMR_GOOD_TTL
-            && ipaddr_equal(&ac->good[i], a))
-            return true;
-    return false;
-}
-
-/* account_wait - seconds before the account takes an attempt from an
- * unknown address after its k-th failure (k >= account_failures) */
-static uint64_t
-account_wait(const struct config_odmr *oc, unsigned long k)
-{
-    unsigned long steps = k - oc->account_failures;
-    uint64_t w = oc->account_delay;
-
-    while (steps-- > 0 && w < oc->account_delay_max)
-        w = w > UINT64_MAX / 2 ? UINT64_MAX : w * 2;
-    return w < oc->account_delay_max ? w : oc->account_delay_max;
-}
-
-/* account_throttled - must this attempt wait? (a quiet window forgets) */
-static bool
-account_throttled(struct odmr *o, struct account *ac, const struct ipaddr *a, time_t now)
-{
-    if (ac->failures > 0 && now >= ac->last_failure + (time_t)o->oc->address_block)
-        ac->failures = 0;
-    return ac->failures >= o->oc->account_failures && now < ac->next_ok
-           && !account_knows(ac, a, now);
-}
-
-static void
-account_failed(struct odmr *o, struct account *ac, time_t now)
-{
-    ac->failures++;
-    ac->last_failure = now;
-    if (ac->failures < o->oc->account_failures)
-        return;
-    ac->next_ok = now + (time_t)account_wait(o->oc, ac->failures);
-    log_warnx("odmr: customer=%s: %lu failed AUTH attempts; the next attempt from an address "
-              "that never authenticated for it is taken in %llds", ac->name, ac->failures,
-              (long long)(ac->next_ok - now));
-}
-
-static void
-account_good(struct account *ac, const struct ipaddr *a, time_t now)
-{
-    size_t i, oldest = 0;
-
-    /* the failures stay: a guesser gets no fresh tries from the customer's success */
-    for (i = 0; i < ODMR_GOOD_MAX; i++) {
-        if (ac->good_at[i] != 0 && ipaddr_equal(&ac->good[i], a)) {
-            ac->good_at[i] = now;
-            return;
-        }
-        if (ac->good_at[i] < ac->good_at[oldest])
-            oldest = i;
-    }
-    ac->good[oldest] = *a;
-    ac->good_at[oldest] = now;
 }
 
 /* --- session requests --- */
@@ -562,33 +424,43 @@ check_secret(struct bsess *s, const struct customer *c, const struct ctl_msg *m,
 }
 
 static void
-auth_ok(struct odmr *o, struct bsess *s, struct account *ac, time_t now)
+auth_ok(struct odmr *o, struct bsess *s, const char *user, time_t now)
 {
     struct ctl_msg m;
 
-    (void)str_copy(s->customer, sizeof(s->customer), ac->name);   /* a valid name: fits */
+    (void)str_copy(s->customer, sizeof(s->customer), user);   /* a customer's name: fits */
     s->failures = 0;
-    account_good(ac, &s->addr, now);
+    odmr_limits_good(o->limits, user, &s->addr, now);
     ctl_reply_ok(&m);
     (void)ctl_msg_add(&m, "customer", s->customer);
     reply(o, s, &m, -1);
 }
 
 static void
-auth_failed(struct odmr *o, struct bsess *s, struct account *ac, const char *user,
-            const char *mech, const char *why, time_t now)
+auth_failed(struct odmr *o, struct bsess *s, const char *user, const char *mech,
+            const char *why, time_t now)
 {
+    char ip[IPADDR_TEXT_MAX];
+    time_t until, wait;
     uint64_t delay;
 
     s->failures++;
     log_warnx("odmr: client=%s, customer=%s: AUTH %s failed: %s (%u of %llu)", s->peer,
-              user[0] != '\0' ? user : "?", mech, why, s->failures,
+              user != NULL ? user : "?", mech, why, s->failures,
               (unsigned long long)o->oc->max_auth_failures);
     delay = o->oc->auth_delay * s->failures;
     s->next_auth = now + (time_t)delay;
-    fail_add(o, &s->addr, now);
-    if (ac != NULL)
-        account_failed(o, ac, now);
+    if (odmr_limits_failed(o->limits, user, &s->addr, now, &until, &wait) == 1) {
+        log_warnx("odmr: client=[%s]: %llu failed AUTH attempts; this address is refused for "
+                  "%llus", ipaddr_format(&s->addr, ip, sizeof(ip)),
+                  (unsigned long long)o->oc->address_failures,
+                  (unsigned long long)(until - now));
+        block(o, &s->addr, until);
+    }
+    if (wait > 0)
+        log_warnx("odmr: customer=%s: %lu failed AUTH attempts; the next attempt from an address "
+                  "that never authenticated for it is taken in %llds", user,
+                  odmr_limits_account_failures(o->limits, user, now), (long long)wait);
     if (s->failures >= o->oc->max_auth_failures)
         reply_err(o, s, "closed", "too many authentication failures", delay);
     else
@@ -597,24 +469,27 @@ auth_failed(struct odmr *o, struct bsess *s, struct account *ac, const char *use
 
 /* auth_refused - an attempt not even checked; the reason is logged */
 static bool
-auth_refused(struct odmr *o, struct bsess *s, struct account *ac, const char *user, time_t now)
+auth_refused(struct odmr *o, struct bsess *s, const char *user, time_t now)
 {
-    if (fail_count(o, &s->addr, now) >= o->oc->address_failures) {
+    const char *who = user != NULL ? user : "?";
+    time_t wait;
+
+    if (odmr_limits_blocked(o->limits, &s->addr, now)) {
         log_warnx("odmr: client=%s, customer=%s: AUTH refused: too many failed AUTH attempts "
-                  "from this address", s->peer, user);
+                  "from this address", s->peer, who);
         reply_err(o, s, "blocked", "too many failed authentications from this address", 0);
         return true;
     }
     if (now < s->next_auth) {
         log_warnx("odmr: client=%s, customer=%s: AUTH refused: sooner than auth_delay after a "
-                  "failure", s->peer, user);
+                  "failure", s->peer, who);
         reply_err(o, s, "throttled", "too soon after a failure", 0);
         return true;
     }
-    if (ac != NULL && account_throttled(o, ac, &s->addr, now)) {
+    if (user != NULL && (wait = odmr_limits_account_wait(o->limits, user, &s->addr, now)) > 0) {
         log_warnx("odmr: client=%s, customer=%s: AUTH refused: the account is throttled after "
-                  "%lu failures (next attempt in %llds)", s->peer, user, ac->failures,
-                  (long long)(ac->next_ok - now));
+                  "%lu failures (next attempt in %llds)", s->peer, user,
+                  odmr_limits_account_failures(o->limits, user, now), (long long)wait);
         reply_err(o, s, "throttled", "account throttled", 0);
         return true;
     }
@@ -625,7 +500,7 @@ static void
 req_auth(struct odmr *o, struct bsess *s, const struct ctl_msg *m, time_t now)
 {
     const char *mech = ctl_msg_get(m, "mech"), *user = ctl_msg_get(m, "user"), *why, *e;
-    struct account *ac = NULL;
+    const char *name;
     struct customer *c = NULL;
     bool cram, tempfail = false, ok = false;
 
@@ -635,9 +510,8 @@ req_auth(struct odmr *o, struct bsess *s, const struct ctl_msg *m, time_t now)
         return;
     }
     cram = strcmp(mech, "CRAM-MD5") == 0;
-    if (customer_name_valid(user, &e))
-        ac = account_slot(o, user);
-    if (auth_refused(o, s, ac, user[0] != '\0' ? user : "?", now))
+    name = customer_name_valid(user, &e) ? user : NULL;    /* only a valid name is logged */
+    if (auth_refused(o, s, name, now))
         return;
     c = lookup_user(o, s, user, &why, &tempfail);
     if (tempfail) {
@@ -648,10 +522,10 @@ req_auth(struct odmr *o, struct bsess *s, const struct ctl_msg *m, time_t now)
         ok = check_secret(s, c, m, cram, &why);
     else
         (void)check_secret(s, NULL, m, cram, &e);   /* the same work as a known name */
-    if (c != NULL && ok && ac != NULL)
-        auth_ok(o, s, ac, now);
+    if (c != NULL && ok)
+        auth_ok(o, s, name, now);
     else
-        auth_failed(o, s, ac, user, mech, why, now);
+        auth_failed(o, s, name, mech, why, now);
     customer_free(c);
 }
 
@@ -687,10 +561,15 @@ req_atrn(struct odmr *o, struct bsess *s, const struct ctl_msg *m)
         reply_err(o, s, "tempfail", "no delivery slot", 0);
         return;
     }
+    st[0] = st[1] = -1;
     if (pipe2(st, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
         log_warn("odmr: client=%s, customer=%s: cannot start a delivery", s->peer, s->customer);
         (void)close(data[0]);
         (void)close(data[1]);
+        if (st[0] >= 0) {
+            (void)close(st[0]);
+            (void)close(st[1]);
+        }
         reply_err(o, s, "tempfail", "cannot start a delivery", 0);
         return;
     }
@@ -918,7 +797,6 @@ odmr_close(struct odmr *o)
         SSL_CTX_free(o->tls);
     x_free(o->sess);
     x_free(o->dl);
-    x_free(o->fails);
-    x_free(o->accounts);
+    odmr_limits_free(o->limits);
     x_free(o);
 }
