@@ -454,7 +454,7 @@ auth_failed(struct odmr *o, struct bsess *s, const char *user, const char *mech,
         log_warnx("odmr: client=[%s]: %llu failed AUTH attempts; this address is refused for "
                   "%llus", ipaddr_format(&s->addr, ip, sizeof(ip)),
                   (unsigned long long)o->oc->address_failures,
-                  (unsigned long long)(until - now));
+                  (unsigned long long)o->oc->address_block);
         block(o, &s->addr, until);
     }
     if (wait > 0)
