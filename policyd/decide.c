@@ -331,7 +331,7 @@ etrn_authorised(struct decide *d, struct ctx *x, const struct customer *c)
 }
 
 /* etrn_refused - log a refusal; the reply. A stranger asking by customer
- * name gets DUNNO, exactly what a name that exists nowhere gets (Postfix
+ * name receives DUNNO, exactly as a name that exists nowhere does (Postfix
  * then answers 459), so that ETRN #name cannot probe for customers. */
 static void
 etrn_refused(struct ctx *x, const struct customer *c, bool by_name, const char *why,
