@@ -573,7 +573,7 @@ vec_add(struct entry_vec *ev, int dirfd, const char *name, const char *sub)
     k = name_parse(name);
     e->arrival = k.parsed ? (time_t)k.sec : st.st_mtime;
     e->in_cur = strcmp(sub, "cur") == 0;
-    e->held = strcmp(sub, SPOOL_HOLD_DIR) == 0;
+    e->on_hold = strcmp(sub, SPOOL_HOLD_DIR) == 0;
     return 0;
 }
 
@@ -663,7 +663,7 @@ spool_stats(struct spool *sp, const char *customer, struct spool_stats *st, stru
         return -1;
     for (i = 0; i < n; i++) {
         st->messages++;
-        st->held += v[i].held;
+        st->on_hold += v[i].on_hold;
         st->bytes += v[i].size;
         if (st->oldest == 0 || v[i].arrival < st->oldest)
             st->oldest = v[i].arrival;

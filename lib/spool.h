@@ -60,7 +60,7 @@ struct spool_entry {
     uint64_t size;           /* bytes of the whole file */
     time_t arrival;          /* from the file name */
     bool in_cur;             /* found in cur/ (moved there by a mail tool) */
-    bool held;               /* found in hold/ (spool_list_all only) */
+    bool on_hold;            /* found in hold/ (spool_list_all only) */
 };
 
 /* spool_list - new/ and cur/, oldest first; a customer with no directory
@@ -68,17 +68,17 @@ struct spool_entry {
 int spool_list(struct spool *sp, const char *customer, struct spool_entry **v_r,
                size_t *n_r, struct errbuf *err);
 
-/* spool_list_all - spool_list plus the messages on hold (held = true). */
+/* spool_list_all - spool_list plus the messages on hold (on_hold = true). */
 int spool_list_all(struct spool *sp, const char *customer, struct spool_entry **v_r,
                    size_t *n_r, struct errbuf *err);
 
 /* spool_stats - every message, those on hold included (they count for
- * the customer's limits); held says how many of them are on hold. */
+ * the customer's limits); on_hold says how many of them are on hold. */
 struct spool_stats {
     uint64_t messages;
     uint64_t bytes;
     time_t oldest;           /* 0 if empty */
-    uint64_t held;           /* of messages, on hold */
+    uint64_t on_hold;        /* of messages, in hold/ */
 };
 int spool_stats(struct spool *sp, const char *customer, struct spool_stats *st,
                 struct errbuf *err);

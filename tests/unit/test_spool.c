@@ -987,12 +987,12 @@ test_hold_release(void **state)
     assert_int_equal(spool_list_all(f->sp, CUST, &v, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_string_equal(v[0].id, id1);
-    assert_true(v[0].held);
-    assert_false(v[1].held);
+    assert_true(v[0].on_hold);
+    assert_false(v[1].on_hold);
     x_free(v);
     assert_int_equal(spool_stats(f->sp, CUST, &st, &err), 0);
     assert_int_equal(st.messages, 2);
-    assert_int_equal(st.held, 1);
+    assert_int_equal(st.on_hold, 1);
     /* a flush cannot open it; someone who looks can */
     assert_int_equal(spool_msg_open(f->sp, CUST, id1, &m, &err), -1);
     assert_int_equal(errno, ENOENT);
