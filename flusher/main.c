@@ -544,6 +544,7 @@ status_customer(struct conn *c, const char *name)
     ctl_msg_addf(&m, "bytes", "%" PRIu64, st.bytes);
     ctl_msg_addf(&m, "oldest", "%lld", (long long)st.oldest);
     ctl_msg_add(&m, "flushing", e != NULL && e->pid != 0 ? "1" : "0");
+    ctl_msg_addf(&m, "on_hold", "%" PRIu64, st.on_hold);
     conn_finish(c, &m);
 }
 
