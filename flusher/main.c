@@ -843,6 +843,17 @@ reload(void)
     start_queued();
 }
 
+/* reload_table - SIGHUP also means: look at the customer table now (the
+ * reader logs a switch to a new table itself) */
+static void
+reload_table(void)
+{
+    struct errbuf err;
+
+    if (custdb_refresh(fl.db, &err) < 0)
+        log_warnx("customer table: %s", err.msg);
+}
+
 static void
 dispatch(struct ev *ev, uint32_t events)
 {
@@ -917,7 +928,10 @@ run(void)
             dispatch(evs[i].data.ptr, evs[i].events);
         if (daemon_reload) {
             daemon_reload = 0;
+            daemon_reloading();
             reload();
+            reload_table();
+            daemon_ready("accepting flush requests");
         }
         if (fl.now != last_tick) {
             expire_conns();
@@ -988,7 +1002,9 @@ main(int argc, char **argv)
     log_info("started: control %s, max_flushes=%llu, retry_interval=%llus",
              fl.cfg.flusher.control.path, (unsigned long long)fl.cfg.flusher.max_flushes,
              (unsigned long long)fl.cfg.flusher.retry_interval);
+    daemon_ready("accepting flush requests");
     run();
+    daemon_stopping();
     log_info("stopping");
     shutdown_state();
     return 0;

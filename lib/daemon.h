@@ -47,6 +47,15 @@ int daemon_socket_group(const struct sockspec *spec, const char *group, const ch
  * or if user is root. */
 void daemon_drop_privileges(const char *prog, const char *user, const char *group);
 
+/* Telling systemd (sd_notify; nothing happens when the daemon was not
+ * started by systemd with Type=notify): daemon_ready once the daemon
+ * listens and has dropped its privileges; daemon_reloading before a
+ * reload and daemon_ready again after it (with a status line either way);
+ * daemon_stopping when it goes. */
+void daemon_ready(const char *status);
+void daemon_reloading(void);
+void daemon_stopping(void);
+
 /* Signals: SIGTERM/SIGINT set daemon_stop, SIGHUP sets daemon_reload,
  * SIGPIPE is ignored. Each caught signal writes one byte to a self-pipe
  * whose read end daemon_signal_fd() returns (non-blocking, close-on-exec),

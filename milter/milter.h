@@ -35,8 +35,13 @@ struct milter_state {
     struct custdb *db;
     struct spool *spool;
     char notify_path[SOCKSPEC_PATH_MAX];    /* flusher control socket; "" = off */
+    _Atomic uint64_t max_recipients;        /* milter.max_recipients; SIGHUP may change it */
 };
 extern struct milter_state milter;
+
+/* --- signals.c (autoturn-milter only): SIGHUP reloads, never stops --- */
+/* signals_on_reload - fn runs in libmilter's signal thread on each SIGHUP. */
+void signals_on_reload(void (*fn)(void));
 
 /* --- session.c: the libmilter callbacks --- */
 struct smfiDesc;

@@ -480,6 +480,17 @@ reload(struct policyd *pd, const char *path)
     x_free(nc);
 }
 
+/* reload_table - SIGHUP also means: look at the customer table now (the
+ * reader logs a switch to a new table itself) */
+static void
+reload_table(struct policyd *pd)
+{
+    struct errbuf err;
+
+    if (custdb_refresh(pd->db, &err) < 0)
+        log_warnx("customer table: %s", err.msg);
+}
+
 static void
 tick(struct policyd *pd)
 {
@@ -531,7 +542,10 @@ run(struct policyd *pd, const char *config_path)
             dispatch(pd, evs[i].data.ptr, evs[i].events);
         if (daemon_reload) {
             daemon_reload = 0;
+            daemon_reloading();
             reload(pd, config_path);
+            reload_table(pd);
+            daemon_ready("serving policy requests");
         }
         if (pd->now != last_tick) {
             tick(pd);
@@ -573,7 +587,9 @@ main(int argc, char **argv)
     start_loop(&pd, lfds);
     log_info("started: %zu policy listener(s), max_connections=%llu",
              pd.cfg.policyd.listen.count, (unsigned long long)pd.cfg.policyd.max_connections);
+    daemon_ready("serving policy requests");
     run(&pd, o.config_path);
+    daemon_stopping();
     log_info("stopping");
     shutdown_state(&pd);
     return 0;
