@@ -217,6 +217,8 @@ flush_all(struct cli_ctx *ctx, struct flush_opts *o)
             asked++;
         else if (rc == EXIT_OK)
             rc = one;
+        if (one == EXIT_UNAVAILABLE || one == EXIT_CONFIG)
+            break;              /* the flusher will not answer the next one either */
     }
     printf("-- %zu flush%s queued\n", asked, asked == 1 ? "" : "es");
     spool_names_free(names, n);

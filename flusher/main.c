@@ -790,26 +790,16 @@ start_state(int lfd)
         log_fatal("epoll_ctl");
 }
 
-static void
-log_config_error(void *ctx, const char *msg)
-{
-    (void)ctx;
-    log_errorx("%s", msg);
-}
-
 /* reload - settings that need no new socket or identity; all or nothing */
 
 static void
 reload(void)
 {
-    struct config *nc = x_calloc(1, sizeof(*nc));
+    struct config *nc = daemon_reload_config(fl.config_path);
     struct config_flusher *o = &fl.cfg.flusher, *n;
 
-    if (nc == NULL || config_load(fl.config_path, nc, log_config_error, NULL) < 0) {
-        log_errorx("%s: reload refused; keeping the running configuration", fl.config_path);
-        x_free(nc);
+    if (nc == NULL)
         return;
-    }
     n = &nc->flusher;
     o->max_flushes = n->max_flushes;
     o->retry_interval = n->retry_interval;

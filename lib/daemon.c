@@ -89,6 +89,19 @@ daemon_start(const struct daemon_opts *o, const char *prog, struct config *cfg)
     config_apply_logging(cfg, prog);
 }
 
+struct config *
+daemon_reload_config(const char *path)
+{
+    struct config *nc = x_calloc(1, sizeof(*nc));
+
+    if (nc == NULL || config_load(path, nc, log_config_error, NULL) < 0) {
+        log_errorx("%s: reload refused; keeping the running configuration", path);
+        x_free(nc);
+        return NULL;
+    }
+    return nc;
+}
+
 static void
 redirect_stdio(void)
 {

@@ -31,6 +31,11 @@ void daemon_parse_args(int argc, char **argv, const char *prog, const char *summ
  * config's log settings. Start-up only: exits on failure. */
 void daemon_start(const struct daemon_opts *o, const char *prog, struct config *cfg);
 
+/* daemon_reload_config - for SIGHUP: load path into a new config (free
+ * with x_free); NULL after logging every error and "PATH: reload refused;
+ * keeping the running configuration". */
+struct config *daemon_reload_config(const char *path);
+
 /* daemon_detach - unless foreground: fork, setsid, chdir /, stdio to
  * /dev/null. Exits on failure (start-up only). */
 void daemon_detach(const struct daemon_opts *o);

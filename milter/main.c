@@ -91,26 +91,17 @@ open_socket(const struct config *cfg, char *conn, size_t size)
         log_fatalx("%s: %s", conn, err.msg);
 }
 
-static void
-log_config_error(void *ctx, const char *msg)
-{
-    (void)ctx;
-    log_errorx("%s", msg);
-}
-
 /* reload - on SIGHUP (signals.c), in libmilter's signal thread: the
  * settings that need no new socket or identity, all or nothing, and the
  * customer table now */
 static void
 reload(void)
 {
-    struct config *nc = x_calloc(1, sizeof(*nc));
+    struct config *nc;
     struct errbuf err;
 
     daemon_reloading();
-    if (nc == NULL || config_load(milter_config_path, nc, log_config_error, NULL) < 0) {
-        log_errorx("%s: reload refused; keeping the running configuration", milter_config_path);
-    } else {
+    if ((nc = daemon_reload_config(milter_config_path)) != NULL) {
         milter.max_recipients = nc->milter.max_recipients;
         milter_cfg.log_level = nc->log_level;
         config_apply_logging(&milter_cfg, MILTER_PROG);

@@ -446,26 +446,16 @@ start_loop(struct policyd *pd, const int *lfds)
 
 /* --- reload and the loop --- */
 
-static void
-log_config_error(void *ctx, const char *msg)
-{
-    (void)ctx;
-    log_errorx("%s", msg);
-}
-
 /* reload - re-read the file; take the settings that need no new socket,
  * identity or file, or keep everything if the file has errors. */
 
 static void
 reload(struct policyd *pd, const char *path)
 {
-    struct config *nc = x_calloc(1, sizeof(*nc));
+    struct config *nc = daemon_reload_config(path);
 
-    if (nc == NULL || config_load(path, nc, log_config_error, NULL) < 0) {
-        log_errorx("%s: reload refused; keeping the running configuration", path);
-        x_free(nc);
+    if (nc == NULL)
         return;
-    }
     pd->cfg.policyd.max_connections = nc->policyd.max_connections;
     pd->cfg.policyd.idle_timeout = nc->policyd.idle_timeout;
     pd->cfg.policyd.max_line = nc->policyd.max_line;

@@ -11,7 +11,8 @@
 #     flush per customer with mail to deliver; status --json shows the
 #     running flush; unknown domain (1);
 #   - grants --json after autoturnctl grant, and with no grant;
-#   - a daemon that does not answer: 69 and no half JSON on stdout.
+#   - a daemon that does not answer: 69 and no half JSON on stdout;
+#     flush --all says so once and stops.
 . "$SRCDIR/tests/e2e/lib.sh"
 e2e_init
 e2e_config
@@ -141,6 +142,13 @@ fl_stop
 run e2e_ctl status --json
 expect "status --json, flusher down: exit 69" 69 "" "autoturnctl: autoturn-flusher does not answer"
 [ -z "$OUT" ] && pass "status --json, flusher down: nothing on stdout" || fail "half JSON" "$OUT"
+for c in beta gamma; do
+  printf 'Subject: x\r\n\r\nx\r\n' | "$SPOOL_PUT" "$D/spool" "$c" s@example.org "x@$c.example" >/dev/null
+done
+run e2e_ctl flush --all
+expect "flush --all, flusher down: exit 69" 69 "-- 0 flushes queued"
+[ "$(printf '%s\n' "$ERR" | grep -c 'does not answer')" = 1 ] && pass "flush --all, flusher down: said once, not per customer" ||
+  fail "flush --all gives up at once" "$ERR"
 
 e2e_check
 finish
