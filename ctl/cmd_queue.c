@@ -73,7 +73,6 @@ summary_end(struct json *j, const struct totals *t)
         json_uint(j, "bytes", t->bytes);
         json_uint(j, "on_hold", t->on_hold);
         json_end(j, '}');
-        json_finish(j);
         return;
     }
     printf("-- %llu message%s, %llu bytes held for %zu customer%s%s\n",
@@ -222,7 +221,6 @@ queue_customer(struct spool *sp, const char *customer, struct json *j)
         json_uint(j, "bytes", bytes);
         json_uint(j, "on_hold", on_hold);
         json_end(j, '}');
-        json_finish(j);
     } else {
         printf("-- %s: %zu message%s, %llu bytes%s\n", customer, n, n == 1 ? "" : "s",
                (unsigned long long)bytes, on_hold_text(on_hold, hold, sizeof(hold)));
@@ -236,22 +234,27 @@ cmd_queue(struct cli_ctx *ctx)
 {
     const struct config *cfg;
     struct spool *sp;
-    struct json j;
+    struct json_buf jb;
+    struct json *j = NULL;
     int first = cli_positional(ctx, 0, 1), rc;
 
     if (first < 0)
         return first == -2 ? EXIT_OK : EXIT_USAGE;
     if ((cfg = cli_config(ctx)) == NULL)
         return EXIT_CONFIG;
-    if ((sp = spool_new(cfg->spool_dir)) == NULL) {
+    if ((sp = spool_new(cfg->spool_dir)) == NULL || (ctx->json && json_buf_open(&jb) < 0)) {
+        spool_free(sp);
         cli_errx("out of memory");
         return EXIT_SOFTWARE;
     }
-    json_init(&j, stdout);
+    if (ctx->json)
+        j = &jb.j;
     if (first < ctx->argc)
-        rc = queue_customer(sp, ctx->argv[first], ctx->json ? &j : NULL);
+        rc = queue_customer(sp, ctx->argv[first], j);
     else
-        rc = queue_summary(sp, ctx->json ? &j : NULL);
+        rc = queue_summary(sp, j);
+    if (j != NULL && json_buf_close(&jb, rc == EXIT_OK) < 0)
+        rc = EXIT_SOFTWARE;
     spool_free(sp);
     return rc;
 }

@@ -161,12 +161,27 @@ json_finish(struct json *j)
 int
 json_buf_open(struct json_buf *b)
 {
-    FILE *fp = open_memstream(&b->text, &b->len);
+    FILE *fp = tmpfile();    /* unlinked at once; a table of a million customers fits */
 
     if (fp == NULL)
         return -1;
     json_init(&b->j, fp);
     return 0;
+}
+
+/* copy_out - the whole of fp to stdout */
+static int
+copy_out(FILE *fp)
+{
+    char buf[65536];
+    size_t n;
+
+    if (fflush(fp) != 0 || fseek(fp, 0, SEEK_SET) != 0)
+        return -1;
+    while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
+        if (fwrite(buf, 1, n, stdout) != n)
+            return -1;
+    return ferror(fp) ? -1 : 0;
 }
 
 int
@@ -175,10 +190,9 @@ json_buf_close(struct json_buf *b, bool print)
     int rc = 0;
 
     json_finish(&b->j);
+    if (ferror(b->j.fp) || (print && copy_out(b->j.fp) < 0))
+        rc = -1;
     if (fclose(b->j.fp) != 0)
         rc = -1;
-    else if (print && fwrite(b->text, 1, b->len, stdout) != b->len)
-        rc = -1;
-    free(b->text);
     return rc;
 }

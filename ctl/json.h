@@ -37,12 +37,11 @@ void json_int(struct json *j, const char *key, int64_t v);
 void json_bool(struct json *j, const char *key, bool v);
 void json_finish(struct json *j);                        /* the final newline */
 
-/* A document built in memory, printed only when the command succeeds
- * (a daemon that fails half-way through a listing leaves no half JSON). */
+/* A document built aside (in an unlinked temporary file: a listing may
+ * be large), printed only when the command succeeds: a daemon or table
+ * that fails half-way through a listing leaves no half JSON. */
 struct json_buf {
     struct json j;
-    char *text;
-    size_t len;
 };
 int json_buf_open(struct json_buf *b);                   /* 0, or -1 (ENOMEM) */
 /* json_buf_close - with print, the document and a newline to stdout; frees. */
