@@ -19,7 +19,6 @@
 #include "util.h"
 
 #define FLUSH_TIMEOUT_MS 10000   /* without --wait, and for status */
-#define EXIT_NOPERM      77      /* EX_NOPERM: the flusher refused the target */
 
 struct flush_opts {
     const char *customer;
@@ -65,7 +64,7 @@ ask(struct cli_ctx *ctx, const struct ctl_msg *req, ctl_data_fn *datafn, void *d
         return EXIT_USAGE;
     if (strcmp(code, "unknown-customer") == 0)
         return EXIT_NOTFOUND;
-    if (strcmp(code, "not-authorised") == 0)
+    if (strcmp(code, "not-authorised") == 0 || strcmp(code, "forbidden") == 0)
         return EXIT_NOPERM;
     if (strcmp(code, "busy") == 0)
         return EXIT_TEMPFAIL;

@@ -53,6 +53,8 @@ ask(struct cli_ctx *ctx, const struct ctl_msg *req, ctl_data_fn *datafn, void *d
             return EXIT_USAGE;
         if (code != NULL && strcmp(code, "unknown-customer") == 0)
             return EXIT_NOTFOUND;
+        if (code != NULL && strcmp(code, "forbidden") == 0)
+            return EXIT_NOPERM;
         return EXIT_SOFTWARE;
     }
     return EXIT_OK;
@@ -192,6 +194,7 @@ grant_json(struct json *j, const struct ctl_msg *m)
     json_string(j, "address", text_or_null(m, "ip"));
     json_string(j, "user", text_or_null(m, "user"));
     json_string(j, "customer", text_or_null(m, "customer"));
+    json_string(j, "source", text_or_null(m, "source"));
     json_int(j, "expires", exp != NULL ? strtoll(exp, NULL, 10) : 0);
     json_end(j, '}');
 }
@@ -199,8 +202,9 @@ grant_json(struct json *j, const struct ctl_msg *m)
 static void
 print_grant(void *ctx, const struct ctl_msg *m)
 {
-    const char *v[4] = {ctl_msg_get(m, "ip"), ctl_msg_get(m, "user"),
-                        ctl_msg_get(m, "customer"), ctl_msg_get(m, "expires")};
+    const char *v[5] = {ctl_msg_get(m, "ip"), ctl_msg_get(m, "user"),
+                        ctl_msg_get(m, "customer"), ctl_msg_get(m, "expires"),
+                        ctl_msg_get(m, "source")};
     struct grants_out *o = ctx;
     char when[32];
     size_t i;
@@ -211,13 +215,14 @@ print_grant(void *ctx, const struct ctl_msg *m)
         return;
     }
     if (!o->header)
-        printf("%-39s %-24s %-16s %s\n", "ADDRESS", "USER", "CUSTOMER", "EXPIRES");
+        printf("%-39s %-24s %-16s %-20s %s\n", "ADDRESS", "USER", "CUSTOMER", "SOURCE",
+               "EXPIRES");
     o->header = true;
     for (i = 0; i < ARRAY_LEN(v); i++)
         if (v[i] == NULL || v[i][0] == '\0')
             v[i] = "-";
     cli_format_time(strcmp(v[3], "-") != 0 ? v[3] : NULL, when, sizeof(when));
-    printf("%-39s %-24s %-16s %s\n", v[0], v[1], v[2], when);
+    printf("%-39s %-24s %-16s %-20s %s\n", v[0], v[1], v[2], v[4], when);
 }
 
 int

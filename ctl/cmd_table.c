@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "custdb.h"
 #include "custdb_compile.h"
+#include "custsrc.h"
 #include "json.h"
 #include "secret.h"
 #include "units.h"
@@ -25,7 +26,8 @@ print_compile_error(void *ctx, const char *msg)
 {
     unsigned *count = ctx;
 
-    (*count)++;
+    if (strstr(msg, ": " CUSTSRC_WARNING) == NULL)
+        (*count)++;
     fprintf(stderr, "%s\n", msg);
 }
 

@@ -23,6 +23,7 @@ enum cli_exit {
     EXIT_CANTCREAT = 73,     /* EX_CANTCREAT: cannot write the output */
     EXIT_IOERR = 74,         /* EX_IOERR: I/O error on spool or table */
     EXIT_TEMPFAIL = 75,      /* EX_TEMPFAIL: table missing or corrupt */
+    EXIT_NOPERM = 77,        /* EX_NOPERM: refused (a target, or this user at a socket) */
     EXIT_CONFIG = 78,        /* EX_CONFIG: the configuration is invalid */
 };
 

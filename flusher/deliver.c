@@ -9,7 +9,10 @@
  *
  * SECURITY: the targets come from the customer table and from to=,
  * which is honoured only inside the customer's registered networks or
- * when autoturn-policyd holds a live grant of it for this customer.
+ * when autoturn-policyd holds a live grant of it for this customer that
+ * a trusted source made (SMTP AUTH from a trusted policy peer, or the
+ * control socket: peer_grant_source_trusted); any other grant relays
+ * but never draws held mail.
  * SMTP replies are parsed by smtpc (bounded); DNS answers are parsed
  * with the resolver library's bounds-checked ns_* functions.
  */
@@ -31,6 +34,7 @@
 #include "deliver.h"
 #include "dsn.h"
 #include "log.h"
+#include "peer.h"
 #include "smtpc.h"
 #include "sockspec.h"
 #include "util.h"
@@ -138,16 +142,16 @@ deliver_set_grant_socket(const char *path)
     grant_socket = path;
 }
 
-/* granted - does autoturn-policyd hold a live grant of ip for c (CHECK on
- * its control socket)? 1 yes; 0 no, err says why (also when it cannot
- * be asked: no answer is no grant) */
+/* granted - does autoturn-policyd hold a live grant of ip for c, made by
+ * a trusted source (CHECK on its control socket)? 1 yes; 0 no, err says
+ * why (also when it cannot be asked: no answer is no grant) */
 
 static int
 granted(const struct customer *c, const char *ip, struct errbuf *err)
 {
     struct ctl_msg req, fin;
     struct errbuf e = {.msg = "request too long"};
-    const char *gc, *code, *text;
+    const char *gc, *code, *text, *src;
 
     if (grant_socket == NULL || grant_socket[0] == '\0') {
         errbuf_set(err, "%s is not a registered address of %s", ip, c->name);
@@ -162,9 +166,14 @@ granted(const struct customer *c, const char *ip, struct errbuf *err)
     code = ctl_msg_get(&fin, "code");
     text = ctl_msg_get(&fin, "text");
     gc = ctl_msg_get(&fin, "customer");
-    if (strcmp(fin.verb, "OK") == 0 && gc != NULL && strcmp(gc, c->name) == 0)
+    src = ctl_msg_get(&fin, "source");
+    if (strcmp(fin.verb, "OK") == 0 && gc != NULL && strcmp(gc, c->name) == 0 &&
+        src != NULL && peer_grant_source_trusted(src))
         return 1;
-    if (strcmp(fin.verb, "OK") == 0)
+    if (strcmp(fin.verb, "OK") == 0 && gc != NULL && strcmp(gc, c->name) == 0)
+        errbuf_set(err, "%s is not a registered address of %s, and its grant comes from an "
+                   "untrusted source (%s)", ip, c->name, src != NULL ? src : "none");
+    else if (strcmp(fin.verb, "OK") == 0)
         errbuf_set(err, "%s is not a registered address of %s, and its grant is %s%s", ip,
                    c->name, gc && gc[0] ? "for " : "for no customer", gc ? gc : "");
     else if (code != NULL && strcmp(code, "not-found") == 0)
@@ -920,7 +929,7 @@ void
 deliver_child_setup(const struct config *cfg, int keep1, int keep2)
 {
     static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGALRM, SIGUSR1, SIGUSR2};
-    unsigned lo = (unsigned)keep1, hi = (unsigned)keep2;
+    const int keep[2] = {keep1, keep2};
     sigset_t all;
     size_t i;
 
@@ -929,19 +938,7 @@ deliver_child_setup(const struct config *cfg, int keep1, int keep2)
     signal(SIGPIPE, SIG_IGN);     /* write errors are handled where they happen */
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
-    if (keep2 < 0)
-        hi = lo;
-    if (lo > hi) {
-        unsigned tmp = lo;
-
-        lo = hi;
-        hi = tmp;
-    }
-    if (lo > 3)
-        close_range(3, lo - 1, 0);
-    if (hi > lo + 1)
-        close_range(lo + 1, hi - 1, 0);
-    close_range(hi + 1, ~0U, 0);
+    fd_close_except(keep, 2);
     config_apply_logging(cfg, DELIVER_PROG);   /* the syslog socket was closed */
 }
 

@@ -9,8 +9,10 @@
  * EOF says the child is gone (no SIGCHLD handler), its one RESULT line
  * says how the flush went.
  *
- * SECURITY: anyone who can open the control socket (its mode and group
- * decide) may send requests: each is one bounded line (ctl_linebuf,
+ * SECURITY: the control socket's mode and group decide who may connect;
+ * then the peer's uid (SO_PEERCRED) must be root, an autoturn daemon's
+ * user or in control_users, or the peer gets one "forbidden" line and is
+ * disconnected (logged). A request is one bounded line (ctl_linebuf,
  * ctl_parse), connections are capped (CONN_MAX) and time out, pending
  * output is bounded (CONN_OUT_MAX), and no client can block the loop
  * (non-blocking sockets). The customer named must exist and the target
@@ -34,6 +36,7 @@
 #include "hello.h"
 #include "log.h"
 #include "odmr.h"
+#include "peer.h"
 #include "schedule.h"
 #include "spool.h"
 #include "sweep.h"
@@ -94,10 +97,12 @@ static struct {
     struct ev odmr_ev;
     struct conn *conns;
     size_t nconns;
+    struct peer_users control_users; /* root, the daemons' users, control_users */
     time_t now, started;
     struct ev sweep;             /* the expiry sweep's status pipe (sweep.c) */
     pid_t sweep_pid;             /* 0: no sweep running */
     time_t next_sweep;
+    int exit_code;               /* 1 when stopping because a part failed */
 } fl;
 
 /* --- control connections --- */
@@ -627,6 +632,38 @@ conn_event(struct conn *c, uint32_t events)
     conn_input(c);
 }
 
+/* conn_allowed - may the peer of fd use the control socket? A refused
+ * peer gets one line (without blocking) and is logged. */
+static bool
+conn_allowed(int fd)
+{
+    char name[PEER_NAME_MAX];
+    uid_t uid;
+    pid_t pid;
+
+    if (peer_cred(fd, &uid, &pid) < 0) {
+        log_warn("control: SO_PEERCRED");
+        return false;
+    }
+    if (peer_users_has(&fl.control_users, uid))
+        return true;
+    log_warnx("control: connection from %s (pid %ld) refused: not root, an autoturn daemon's "
+              "user or in control_users", peer_user_name(uid, name, sizeof(name)), (long)pid);
+    ctl_refuse(fd, "forbidden", "not root, an autoturn daemon's user or in "
+               "flusher.control_users");
+    return false;
+}
+
+/* control_users_load - who may use the control socket (unknown names logged) */
+static void
+control_users_load(void)
+{
+    struct errbuf err;
+
+    if (peer_users_control(&fl.control_users, &fl.cfg, &fl.cfg.flusher.control_users, &err) < 0)
+        log_warnx("control_users: %s (ignored)", err.msg);
+}
+
 static void
 conn_accept(void)
 {
@@ -635,6 +672,10 @@ conn_accept(void)
     int fd;
 
     while ((fd = accept4(fl.listener.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+        if (!conn_allowed(fd)) {
+            close(fd);
+            continue;
+        }
         if (fl.nconns >= CONN_MAX || (c = x_calloc(1, sizeof(*c))) == NULL) {
             log_warnx("control: too many connections (%zu); closing one", fl.nconns);
             close(fd);
@@ -716,6 +757,16 @@ open_hello(void)
         log_fatalx("%s", err.msg);
 }
 
+/* spawn_odmr - the ODMR front process (after detaching, before the drop) */
+static void
+spawn_odmr(void)
+{
+    struct errbuf err;
+
+    if (odmr_spawn(fl.odmr, &err) < 0)
+        log_fatalx("%s", err.msg);
+}
+
 /* open_odmr - the ODMR listeners and TLS key, if enabled (before the drop) */
 
 static void
@@ -732,7 +783,7 @@ watch_odmr(void)
 {
     if (fl.odmr == NULL)
         return;
-    odmr_start(fl.odmr, fl.spool);
+    odmr_start(fl.odmr, fl.spool, fl.db);
     if (add_ev(&fl.odmr_ev, odmr_poll_fd(fl.odmr), EV_ODMR) < 0)
         log_fatal("epoll_ctl");
 }
@@ -772,7 +823,6 @@ start_state(int lfd)
     struct errbuf err;
 
     fl.now = fl.started = time(NULL);
-    fill_hostname(&fl.cfg);
     if ((fl.spool = spool_new(fl.cfg.spool_dir)) == NULL ||
         (fl.db = custdb_new(fl.cfg.customers_table)) == NULL ||
         (fl.sched = sched_new((size_t)fl.cfg.flusher.max_flushes,
@@ -781,6 +831,7 @@ start_state(int lfd)
     custdb_set_check_interval(fl.db, (unsigned)fl.cfg.customers_check_interval);
     if (custdb_refresh(fl.db, &err) < 0)
         log_warnx("customer table: %s (requests get ERR internal until it is usable)", err.msg);
+    control_users_load();
     if (daemon_signals_init() < 0)
         log_fatal("signals");
     if ((fl.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
@@ -815,19 +866,22 @@ reload(void)
     o->hello.rate_interval = n->hello.rate_interval;
     o->odmr.auth_delay = n->odmr.auth_delay;
     o->odmr.max_auth_failures = n->odmr.max_auth_failures;
-    o->odmr.timeout = n->odmr.timeout;
     o->odmr.turnaround_timeout = n->odmr.turnaround_timeout;
-    o->odmr.max_sessions_per_address = n->odmr.max_sessions_per_address;
     o->odmr.address_failures = n->odmr.address_failures;
     o->odmr.address_block = n->odmr.address_block;
+    o->odmr.account_failures = n->odmr.account_failures;
+    o->odmr.account_delay = n->odmr.account_delay;
+    o->odmr.account_delay_max = n->odmr.account_delay_max;
     o->max_age = n->max_age;
     o->delay_warning = n->delay_warning;
     o->sweep_interval = n->sweep_interval;
+    o->control_users = n->control_users;
+    control_users_load();
     fl.cfg.log_level = nc->log_level;
     config_apply_logging(&fl.cfg, PROG);
     sched_set_limits(fl.sched, (size_t)o->max_flushes, (time_t)o->retry_interval);
-    log_info("%s: reloaded (control socket, listeners, TLS files, user, spool and table paths "
-             "need a restart)",
+    log_info("%s: reloaded (control socket, listeners, TLS files, users, spool and table paths, "
+             "and the ODMR front's limits and timeouts need a restart)",
              fl.config_path);
     x_free(nc);
     start_queued();
@@ -864,7 +918,12 @@ dispatch(struct ev *ev, uint32_t events)
         hello_accept(fl.hello, ev->fd, fl.db, fl.now, flush_internal, NULL);
         break;
     case EV_ODMR:
-        odmr_event(fl.odmr, fl.now);
+        if (odmr_event(fl.odmr, fl.now) < 0) {
+            log_errorx("stopping: without its front process ODMR cannot serve; a restart "
+                       "brings it back");
+            daemon_stop = 1;
+            fl.exit_code = 1;
+        }
         break;
     case EV_SWEEP:
         if (sweep_event(ev->fd, fl.sweep_pid) == 1) {
@@ -981,10 +1040,12 @@ main(int argc, char **argv)
     daemon_parse_args(argc, argv, PROG, "deliver held mail to customers on demand.", &o);
     daemon_start(&o, PROG, &fl.cfg);
     fl.config_path = fl.cfg.file;
+    fill_hostname(&fl.cfg);
     lfd = open_control();
     open_hello();
     open_odmr();
     daemon_detach(&o);
+    spawn_odmr();
     daemon_drop_privileges(PROG, fl.cfg.flusher.user, fl.cfg.flusher.group);
     start_state(lfd);
     watch_hello();
@@ -997,5 +1058,5 @@ main(int argc, char **argv)
     daemon_stopping();
     log_info("stopping");
     shutdown_state();
-    return 0;
+    return fl.exit_code;
 }

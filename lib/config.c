@@ -55,6 +55,7 @@ enum key_kind {
     K_TEXT,             /* printable text without blanks */
     K_SOCK,             /* struct sockspec; "" allowed when KF_EMPTY */
     K_SOCK_LIST,        /* struct config_listen */
+    K_NAME_LIST,        /* struct config_names */
     K_DEST,             /* enum log_dest */
     K_FACILITY,         /* int LOG_* */
     K_LEVEL,            /* enum log_level */
@@ -103,6 +104,9 @@ static const struct key keys[] = {
     NUM("milter", "timeout", K_DURATION, milter.timeout, 1, DAY),
     NUM("milter", "max_recipients", K_COUNT, milter.max_recipients, 1, 100000),
     STR("policyd", "listen", K_SOCK_LIST, policyd.listen, 0),
+    STR("policyd", "trusted_listen", K_SOCK_LIST, policyd.trusted_listen, 0),
+    STR("policyd", "trusted_users", K_NAME_LIST, policyd.trusted_users, 0),
+    STR("policyd", "control_users", K_NAME_LIST, policyd.control_users, 0),
     STR("policyd", "control", K_SOCK, policyd.control, 0),
     STR("policyd", "user", K_NAME, policyd.user, 0),
     STR("policyd", "group", K_NAME, policyd.group, 0),
@@ -115,6 +119,7 @@ static const struct key keys[] = {
     STR("policyd", "grant_file", K_PATH, policyd.grant_file, 0),
     NUM("policyd", "notify_interval", K_DURATION, policyd.notify_interval, 0, DAY),
     STR("flusher", "control", K_SOCK, flusher.control, 0),
+    STR("flusher", "control_users", K_NAME_LIST, flusher.control_users, 0),
     STR("flusher", "user", K_NAME, flusher.user, 0),
     STR("flusher", "group", K_NAME, flusher.group, 0),
     STR("flusher", "socket_group", K_NAME, flusher.socket_group, 0),
@@ -149,6 +154,12 @@ static const struct key keys[] = {
         10000),
     NUM("odmr", "address_failures", K_COUNT, flusher.odmr.address_failures, 1, 100000),
     NUM("odmr", "address_block", K_DURATION, flusher.odmr.address_block, 0, 30 * DAY),
+    STR("odmr", "user", K_NAME, flusher.odmr.user, 0),
+    NUM("odmr", "preauth_timeout", K_DURATION, flusher.odmr.preauth_timeout, 1, DAY),
+    NUM("odmr", "max_preauth_sessions", K_COUNT, flusher.odmr.max_preauth_sessions, 1, 10000),
+    NUM("odmr", "account_failures", K_COUNT, flusher.odmr.account_failures, 1, 100000),
+    NUM("odmr", "account_delay", K_DURATION, flusher.odmr.account_delay, 1, DAY),
+    NUM("odmr", "account_delay_max", K_DURATION, flusher.odmr.account_delay_max, 1, DAY),
 };
 
 /* The load in progress (libconfuse callbacks take no context pointer). */
@@ -380,6 +391,25 @@ store_listen(struct load *ld, const struct key *k, const char *text, int line, u
     l->count = n + 1;
 }
 
+/* store_name_item - element n (0-based) of a user name list */
+static void
+store_name_item(struct load *ld, const struct key *k, const char *text, int line, unsigned n)
+{
+    struct config_names *l = field(ld->cfg, k);
+
+    if (n == CONFIG_NAMES_MAX)
+        report(ld, line, "too many names for '%s' (at most %d)", k->name, CONFIG_NAMES_MAX);
+    if (n >= CONFIG_NAMES_MAX)
+        return;
+    if (text[0] == '\0' || !valid_name(text) || strlen(text) >= sizeof(l->name[n])) {
+        report(ld, line, "bad value '%.*s' for '%s': not a valid user name", CONFIG_ECHO_MAX,
+               text, k->name);
+        return;
+    }
+    (void)str_copy(l->name[n], sizeof(l->name[n]), text);     /* length checked above */
+    l->count = n + 1;
+}
+
 /* store_enum - destination, facility, level, bounce_method */
 static void
 store_enum(struct load *ld, const struct key *k, const char *text, int line)
@@ -439,6 +469,8 @@ on_string(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
         return 0;
     if (k->kind == K_SOCK_LIST)
         store_listen(current, k, value, cfg->line, n > 0 ? n - 1 : 0);
+    else if (k->kind == K_NAME_LIST)
+        store_name_item(current, k, value, cfg->line, n > 0 ? n - 1 : 0);
     else if (k->kind == K_SOCK)
         store_sock(current, k, value, cfg->line, field(current->cfg, k));
     else if (k->kind >= K_DEST)
@@ -465,6 +497,7 @@ make_opt(const struct key *k)
         o.validcb = on_bool;
         return o;
     case K_SOCK_LIST:
+    case K_NAME_LIST:
         return (cfg_opt_t)CFG_PTR_LIST_CB(k->name, 0, CFGF_NODEFAULT, on_string, NULL);
     default:
         return (cfg_opt_t)CFG_PTR_CB(k->name, 0, CFGF_NODEFAULT, on_string, NULL);
@@ -557,6 +590,12 @@ defaults_flusher(struct config_flusher *f)
     f->odmr.max_sessions_per_address = 5;
     f->odmr.address_failures = 10;
     f->odmr.address_block = 15 * 60;
+    (void)str_copy(f->odmr.user, sizeof(f->odmr.user), "autoturn-odmr");
+    f->odmr.preauth_timeout = 30;
+    f->odmr.max_preauth_sessions = 40;
+    f->odmr.account_failures = 5;
+    f->odmr.account_delay = 1;
+    f->odmr.account_delay_max = 60;
 }
 
 void
@@ -578,7 +617,10 @@ config_defaults(struct config *cfg)
     (void)str_copy(cfg->milter.user, sizeof(cfg->milter.user), "autoturn");
     cfg->milter.timeout = 5 * 60;
     cfg->milter.max_recipients = 1000;
-    default_listen(&p->listen, "unix:" AUTOTURN_RUN_DIR "/policyd.sock:0660");
+    default_listen(&p->listen, "unix:" AUTOTURN_POSTFIX_PRIVATE_DIR "/autoturn-policy:0660");
+    (void)str_copy(p->socket_group, sizeof(p->socket_group), "postfix");
+    p->trusted_users.count = 1;
+    (void)str_copy(p->trusted_users.name[0], sizeof(p->trusted_users.name[0]), "postfix");
     default_sock(&p->control, "unix:" AUTOTURN_RUN_DIR "/policyd-control.sock:0660");
     (void)str_copy(p->user, sizeof(p->user), "autoturn");
     p->max_connections = 10000;
@@ -779,9 +821,10 @@ strip_comments(struct load *ld, char *s, size_t len, struct braces *braces)
     return 0;
 }
 
-/* listen_counts - lists set to {} leave no validate call: take the sizes */
+/* list_counts - lists set to {} leave no validate call: take the sizes
+ * (struct config_listen and struct config_names both start with count) */
 static void
-listen_counts(struct load *ld, cfg_t *root)
+list_counts(struct load *ld, cfg_t *root)
 {
     char path[128];
     size_t i;
@@ -792,12 +835,12 @@ listen_counts(struct load *ld, cfg_t *root)
                                  ? "flusher|" : "";
         cfg_opt_t *opt;
 
-        if (k->kind != K_SOCK_LIST ||
+        if ((k->kind != K_SOCK_LIST && k->kind != K_NAME_LIST) ||
             str_printf(path, sizeof(path), "%s%s|%s", parent, k->section, k->name) < 0)
             continue;
         opt = cfg_getopt(root, path);
         if (opt != NULL && (opt->flags & CFGF_MODIFIED) && cfg_opt_size(opt) == 0)
-            ((struct config_listen *)field(ld->cfg, k))->count = 0;
+            *(size_t *)field(ld->cfg, k) = 0;
     }
 }
 
@@ -809,6 +852,23 @@ check_listen(struct load *ld, const char *what, const struct config_listen *l, b
         report(ld, 0, "%s: listen needs at least one address", what);
 }
 
+/* check_trusted_listen - only inet: listeners can be trusted by listing;
+ * a unix: socket is trusted by its peer's uid (trusted_users) */
+static void
+check_trusted_listen(struct load *ld, const struct config_listen *l)
+{
+    size_t i;
+
+    for (i = 0; i < l->count; i++)
+        if (l->spec[i].kind == SOCKSPEC_UNIX)
+            report(ld, 0, "policyd: trusted_listen takes inet: sockets only (%s): unix: peers "
+                   "are trusted by their uid (trusted_users); list the socket in listen",
+                   l->spec[i].path);
+    if (l->count + ld->cfg->policyd.listen.count > CONFIG_LISTEN_MAX)
+        report(ld, 0, "policyd: listen and trusted_listen together take at most %d sockets",
+               CONFIG_LISTEN_MAX);
+}
+
 /* check_cross - rules that involve more than one key */
 static void
 check_cross(struct load *ld)
@@ -816,9 +876,18 @@ check_cross(struct load *ld)
     const struct config_flusher *f = &ld->cfg->flusher;
 
     check_listen(ld, "milter", &ld->cfg->milter.listen, true);
-    check_listen(ld, "policyd", &ld->cfg->policyd.listen, true);
+    if (ld->cfg->policyd.listen.count + ld->cfg->policyd.trusted_listen.count == 0)
+        report(ld, 0, "policyd: listen needs at least one address");
     check_listen(ld, "flusher.hello", &f->hello.listen, f->hello.enable);
     check_listen(ld, "flusher.odmr", &f->odmr.listen, f->odmr.enable);
+    check_trusted_listen(ld, &ld->cfg->policyd.trusted_listen);
+    if (f->odmr.enable && f->odmr.max_preauth_sessions > f->odmr.max_sessions)
+        report(ld, 0, "flusher.odmr: max_preauth_sessions (%llu) must not exceed max_sessions "
+               "(%llu)", (unsigned long long)f->odmr.max_preauth_sessions,
+               (unsigned long long)f->odmr.max_sessions);
+    if (f->odmr.enable && (f->odmr.user[0] == '\0' || strcmp(f->odmr.user, f->user) == 0))
+        report(ld, 0, "flusher.odmr: user must be set and differ from flusher.user (pre-AUTH "
+               "sessions must not be able to read the spool)");
     if ((f->odmr.tls_cert[0] == '\0') != (f->odmr.tls_key[0] == '\0'))
         report(ld, 0, "flusher.odmr: tls_cert and tls_key must be set together");
     if (strcmp(f->bounce_method, "smtp") == 0 && f->bounce_relay.path[0] == '\0' &&
@@ -850,7 +919,7 @@ parse_text(struct load *ld, const char *text)
     (void)cfg_set_error_function(root, on_libconfuse_error);
     rc = cfg_parse_buf(root, text);
     if (rc == CFG_SUCCESS)
-        listen_counts(ld, root);
+        list_counts(ld, root);
     else if (ld->errors == 0)
         report(ld, 0, "cannot parse");
 out:

@@ -26,6 +26,13 @@ struct config_listen {
     struct sockspec spec[CONFIG_LISTEN_MAX];
 };
 
+#define CONFIG_NAMES_MAX 16       /* names in one user list */
+
+struct config_names {             /* a list of user names */
+    size_t count;
+    char name[CONFIG_NAMES_MAX][CONFIG_NAME_MAX];
+};
+
 struct config_milter {
     struct config_listen listen;      /* default unix:/run/autoturn/milter.sock:0660 */
     char user[CONFIG_NAME_MAX];       /* default "autoturn" */
@@ -36,7 +43,10 @@ struct config_milter {
 };
 
 struct config_policyd {
-    struct config_listen listen;      /* default unix:/run/autoturn/policyd.sock:0660 */
+    struct config_listen listen;      /* default unix:/var/spool/postfix/private/autoturn-policy:0660 */
+    struct config_listen trusted_listen; /* inet: listeners whose peers are trusted; default none */
+    struct config_names trusted_users;/* unix: peers trusted by uid (and root); default postfix */
+    struct config_names control_users;/* control socket users beyond root and the daemons */
     struct sockspec control;          /* grants from autoturnctl; default unix:/run/autoturn/policyd-control.sock:0660 */
     char user[CONFIG_NAME_MAX];
     char group[CONFIG_NAME_MAX];
@@ -69,10 +79,17 @@ struct config_odmr {
     uint64_t max_sessions_per_address;/* at once from one address; default 5 */
     uint64_t address_failures;        /* failed AUTHs from one address before it is refused; 10 */
     uint64_t address_block;           /* ...within and for this long; default 15m */
+    char user[CONFIG_NAME_MAX];       /* pre-AUTH sessions run as; default autoturn-odmr */
+    uint64_t preauth_timeout;         /* greeting to successful AUTH; default 30s */
+    uint64_t max_preauth_sessions;    /* unauthenticated at once; default 40 */
+    uint64_t account_failures;        /* failed AUTHs for one account before throttling; 5 */
+    uint64_t account_delay;           /* first spacing of a throttled account's tries; 1s */
+    uint64_t account_delay_max;       /* longest spacing, doubling from account_delay; 60s */
 };
 
 struct config_flusher {
     struct sockspec control;          /* default unix:/run/autoturn/flusher.sock:0660 */
+    struct config_names control_users;/* control socket users beyond root and the daemons */
     char user[CONFIG_NAME_MAX];
     char group[CONFIG_NAME_MAX];
     char socket_group[CONFIG_NAME_MAX];

@@ -2,8 +2,10 @@
 # lib.sh - shared setup of the end-to-end scenario tests (sourced by
 # tests/e2e/t_*.sh). One directory, one autoturn.conf, every daemon real:
 # a private Postfix on 127.0.0.1 wired like conf/postfix-main.cf.milter and
-# conf/postfix-main.cf.policy (milter on a unix: socket, policy service with
-# smtpd_delay_reject = no, relay and ETRN checks), autoturn-milter,
+# conf/postfix-main.cf.policy (milter on a unix: socket, policy service on
+# unix:private/autoturn-policy inside Postfix's queue directory, trusted
+# because smtpd runs as postfix, with smtpd_delay_reject = no, relay and
+# ETRN checks), autoturn-milter,
 # autoturn-policyd and autoturn-flusher (Hello port on, bounces by SMTP into
 # this Postfix), an smtp-sink "Internet" behind Postfix, and smtp-sinks on
 # 127.0.0.x standing for the customers' own servers. Reuses
@@ -76,10 +78,10 @@ milter {
     ${E2E_MILTER:-}
 }
 policyd {
-    listen = { "inet:127.0.0.1:$POLICY" }
+    listen = { "inet:127.0.0.1:$POLICY", "unix:$D/pf/queue/private/autoturn-policy:0660" }
     control = "unix:$D/run/policyd-control.sock:0660"
     user = nobody
-    socket_group = nogroup
+    socket_group = postfix
     grant_file = "$D/grants/grants"
     ${E2E_POLICYD:-}
 }
@@ -114,6 +116,9 @@ e2e_ctl() {
 
 e2e_daemons() {
   fl_start "$D" || { fail "flusher starts" "$(cat "$D/flusher.log")"; return 1; }
+  # the policy socket lives in Postfix's queue directory (private/, as packaged)
+  mkdir -p "$D/pf/queue/private" && chown postfix "$D/pf/queue/private" &&
+    chmod 0700 "$D/pf/queue/private" || { fail "Postfix's private directory"; return 1; }
   # (not pd_start: it would take bounce_relay's port for the policy port)
   "$POLICYD" -f -c "$D/autoturn.conf" 2>>"$D/policyd.log" &
   PD_PID=$!
@@ -125,7 +130,7 @@ e2e_daemons() {
 
 e2e_up() {
   e2e_daemons || return 1
-  local check="inet:127.0.0.1:$POLICY"
+  local check="unix:private/autoturn-policy"
   pf_new "$D/pf" "$SMTP"
   pf_set "$D/pf" "mynetworks = 127.0.0.1/32" \
     "relay_domains = ${E2E_RELAY:-virt.dom, .virt.dom, beta.example}" \

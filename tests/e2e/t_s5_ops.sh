@@ -127,9 +127,9 @@ e2e_wait 30 idle && pass "status afterwards: 0 flushes running" || fail "status 
 run e2e_ctl grant 127.0.0.5 --user joe --customer acme --ttl 1h
 expect "grant 127.0.0.5" 0 "granted 127.0.0.5 until "
 run e2e_ctl grants
-expect_line "grants: header" out "ADDRESS                                 USER                     CUSTOMER         EXPIRES"
-printf '%s\n' "$OUT" | grep -Eqx '127\.0\.0\.5 +joe +acme +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8}' &&
-  pass "grants: 127.0.0.5 joe acme" || fail "grants line" "$OUT"
+expect_line "grants: header" out "ADDRESS                                 USER                     CUSTOMER         SOURCE               EXPIRES"
+printf '%s\n' "$OUT" | grep -Eqx '127\.0\.0\.5 +joe +acme +control:root +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8}' &&
+  pass "grants: 127.0.0.5 joe acme control:root" || fail "grants line" "$OUT"
 run e2e_ctl revoke 127.0.0.5
 expect "revoke 127.0.0.5" 0
 run e2e_ctl grants

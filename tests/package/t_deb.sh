@@ -84,8 +84,10 @@ pkg_syslog_start "$R/dev/log" "$BASE/syslog" || fail "syslog receiver at ROOT/de
 cp "$DEB" "$R/tmp/"
 DEBNAME=$(basename "$DEB")
 
-run apt_in_root install "/tmp/$DEBNAME"
-expect "apt-get installs the .deb with its dependencies from Debian" 0 "Setting up autoturn (0.1.0)"
+# Postfix too: the policy service's socket lives in its queue directory
+echo "postfix postfix/main_mailer_type select Local only" | chroot "$R" debconf-set-selections
+run apt_in_root install postfix "/tmp/$DEBNAME"
+expect "apt-get installs Postfix and the .deb with its dependencies from Debian" 0 "Setting up autoturn (0.1.0)"
 
 # --- what the maintainer scripts did ---
 run in_root getent passwd autoturn
@@ -93,6 +95,12 @@ if [[ "$OUT" =~ ^autoturn:x:[0-9]+:[0-9]+:[^:]*:/var/lib/autoturn:/usr/sbin/nolo
   pass "system user autoturn (home /var/lib/autoturn, no login)"
 else
   fail "system user autoturn (home /var/lib/autoturn, no login)" "getent: $OUT"
+fi
+run in_root getent passwd autoturn-odmr
+if [[ "$OUT" =~ ^autoturn-odmr:x:[0-9]+:[0-9]+:[^:]*:/nonexistent:/usr/sbin/nologin$ ]]; then
+  pass "system user autoturn-odmr for ODMR sessions before AUTH (no home, no login)"
+else
+  fail "system user autoturn-odmr" "getent: $OUT"
 fi
 AT_UID=$(in_root id -u autoturn) AT_GID=$(in_root getent group autoturn | cut -d: -f3)
 [ -n "$AT_UID" ] && [ "$AT_UID" -lt 1000 ] && pass "autoturn is a system uid ($AT_UID)" ||
@@ -189,11 +197,13 @@ for d in milter policyd flusher; do
   [ "$ids" = "$want" ] && pass "autoturn-$d runs as autoturn:autoturn (real, effective, saved)" ||
     fail "autoturn-$d runs as autoturn:autoturn" "Uid/Gid: $ids, want $want"
 done
-for s in milter.sock policyd.sock policyd-control.sock flusher.sock; do
+for s in milter.sock policyd-control.sock flusher.sock; do
   check_stat "socket" "/run/autoturn/$s" "root:autoturn 660"
 done
+check_stat "the policy socket, in Postfix's private/" /var/spool/postfix/private/autoturn-policy \
+  "root:postfix 660"
 
-run python3 - "$R/run/autoturn/policyd.sock" <<'PY'
+run python3 - "$R/var/spool/postfix/private/autoturn-policy" <<'PY'
 import socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(10)
@@ -211,7 +221,7 @@ sys.stdout.write(reply.decode())
 PY
 expect_line "policyd answers a policy request (unknown client: DUNNO)" out "action=DUNNO"
 
-run python3 - "$R/run/autoturn/policyd.sock" <<'PY'
+run python3 - "$R/var/spool/postfix/private/autoturn-policy" <<'PY'
 import socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(10)

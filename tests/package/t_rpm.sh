@@ -108,6 +108,10 @@ printf '%s\n' "$pre" | grep -qF 'getent passwd autoturn >/dev/null || \' &&
 printf '%s\n' "$pre" | grep -qE '^ +useradd -r -g autoturn -d /var/lib/autoturn -s /sbin/nologin \\$' &&
   pass "%pre creates the system user autoturn when missing (no login)" ||
   fail "%pre creates the system user autoturn when missing (no login)" "$pre"
+printf '%s\n' "$pre" | grep -qF 'getent passwd autoturn-odmr >/dev/null || \' &&
+printf '%s\n' "$pre" | grep -qE '^ +useradd -r -U -M -d /nonexistent -s /sbin/nologin \\$' &&
+  pass "%pre creates the system user autoturn-odmr (ODMR before AUTH) when missing" ||
+  fail "%pre creates the system user autoturn-odmr" "$pre"
 bad=$(printf '%s\n' "$SCRIPTS" | grep -E '(>|\b(cp|mv|rm|install|ln|chmod|chown|sed -i)\b)[^|;&]*/etc/autoturn')
 [ -z "$bad" ] && pass "no scriptlet writes to /etc/autoturn" || fail "no scriptlet writes to /etc/autoturn" "$bad"
 printf '%s\n' "$SCRIPTS" | grep -qE '^if \[ ! -e /var/lib/autoturn/customers\.cdb \]; then$' &&

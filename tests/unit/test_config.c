@@ -84,7 +84,13 @@ test_defaults(void **state)
     assert_int_equal(cfg->milter.timeout, 300);
     assert_int_equal(cfg->milter.max_recipients, 1000);
     assert_string_equal(sockspec_format(&cfg->policyd.listen.spec[0], buf, sizeof(buf)),
-                        "unix:" AUTOTURN_RUN_DIR "/policyd.sock:0660");
+                        "unix:" AUTOTURN_POSTFIX_PRIVATE_DIR "/autoturn-policy:0660");
+    assert_string_equal(cfg->policyd.socket_group, "postfix");
+    assert_int_equal(cfg->policyd.trusted_listen.count, 0);
+    assert_int_equal(cfg->policyd.trusted_users.count, 1);
+    assert_string_equal(cfg->policyd.trusted_users.name[0], "postfix");
+    assert_int_equal(cfg->policyd.control_users.count, 0);
+    assert_int_equal(cfg->flusher.control_users.count, 0);
     assert_string_equal(sockspec_format(&cfg->policyd.control, buf, sizeof(buf)),
                         "unix:" AUTOTURN_RUN_DIR "/policyd-control.sock:0660");
     assert_int_equal(cfg->policyd.max_connections, 10000);
@@ -128,6 +134,12 @@ test_defaults(void **state)
     assert_int_equal(cfg->flusher.odmr.max_sessions_per_address, 5);
     assert_int_equal(cfg->flusher.odmr.address_failures, 10);
     assert_int_equal(cfg->flusher.odmr.address_block, 900);
+    assert_string_equal(cfg->flusher.odmr.user, "autoturn-odmr");
+    assert_int_equal(cfg->flusher.odmr.preauth_timeout, 30);
+    assert_int_equal(cfg->flusher.odmr.max_preauth_sessions, 40);
+    assert_int_equal(cfg->flusher.odmr.account_failures, 5);
+    assert_int_equal(cfg->flusher.odmr.account_delay, 1);
+    assert_int_equal(cfg->flusher.odmr.account_delay_max, 60);
     x_free(cfg);
 }
 
@@ -302,7 +314,7 @@ test_example_uncommented(void **state)
     example_path(src, sizeof(src));
     assert_true((fd = mkstemp(dst)) >= 0);
     close(fd);
-    assert_int_equal(uncomment(src, dst), 59);        /* every key of the schema */
+    assert_int_equal(uncomment(src, dst), 69);        /* every key of the schema */
     assert_int_equal(config_load(dst, cfg, collect, &e), 0);
     assert_int_equal(e.n, 0);
     unlink(dst);
@@ -374,6 +386,16 @@ static const struct bad_case bad_cases[] = {
         ": flusher.odmr: tls_cert and tls_key must be set together",
         ": flusher: bounce_method smtp needs bounce_relay",
         ": flusher: delay_warning must be shorter than max_age" } },
+    { "bad_trust.conf", {
+        ": policyd: trusted_listen takes inet: sockets only (/run/autoturn/p.sock): unix: peers "
+        "are trusted by their uid (trusted_users); list the socket in listen",
+        ": flusher.odmr: max_preauth_sessions (20) must not exceed max_sessions (10)",
+        ": flusher.odmr: user must be set and differ from flusher.user (pre-AUTH sessions must "
+        "not be able to read the spool)" } },
+    { "bad_trust_names.conf", {
+        ":3: bad value 'bad user' for 'trusted_users': not a valid user name",
+        ":4: bad value '-x' for 'control_users': not a valid user name",
+        ":7: too many names for 'control_users' (at most 16)" } },
 };
 
 static void
