@@ -61,8 +61,8 @@ expect "after the SIGHUPs the milter still holds mail" 0 "DATA 250 2.0.0 Ok: que
 e2e_until 30 1 e2e_held acme || fail "h1 held" "$(e2e_held acme)"
 
 # --- 2. new settings ---
-conf 's/^    socket_group = postfix$/&\n    max_recipients = 1/'       # milter { }
-conf 's/^    grant_file = .*/&\n    grant_ttl = 7m/'
+conf '/^milter {/,/^}/ s/^    user = nobody$/&\n    max_recipients = 1/'
+conf '/^policyd {/,/^}/ s/^    grant_file = .*/&\n    grant_ttl = 7m/'
 conf 's/^    myhostname = flusher.autoturn.test$/&\n    max_flushes = 7/'
 run "$AUTOTURNCTL" -c "$D/autoturn.conf" check-config
 expect "the changed autoturn.conf is valid" 0
