@@ -549,6 +549,7 @@ status_customer(struct conn *c, const char *name)
     ctl_msg_addf(&m, "bytes", "%" PRIu64, st.bytes);
     ctl_msg_addf(&m, "oldest", "%lld", (long long)st.oldest);
     ctl_msg_add(&m, "flushing", e != NULL && e->pid != 0 ? "1" : "0");
+    ctl_msg_addf(&m, "on_hold", "%" PRIu64, st.on_hold);
     conn_finish(c, &m);
 }
 
@@ -840,26 +841,16 @@ start_state(int lfd)
         log_fatal("epoll_ctl");
 }
 
-static void
-log_config_error(void *ctx, const char *msg)
-{
-    (void)ctx;
-    log_errorx("%s", msg);
-}
-
 /* reload - settings that need no new socket or identity; all or nothing */
 
 static void
 reload(void)
 {
-    struct config *nc = x_calloc(1, sizeof(*nc));
+    struct config *nc = daemon_reload_config(fl.config_path);
     struct config_flusher *o = &fl.cfg.flusher, *n;
 
-    if (nc == NULL || config_load(fl.config_path, nc, log_config_error, NULL) < 0) {
-        log_errorx("%s: reload refused; keeping the running configuration", fl.config_path);
-        x_free(nc);
+    if (nc == NULL)
         return;
-    }
     n = &nc->flusher;
     o->max_flushes = n->max_flushes;
     o->retry_interval = n->retry_interval;
@@ -894,6 +885,17 @@ reload(void)
              fl.config_path);
     x_free(nc);
     start_queued();
+}
+
+/* reload_table - SIGHUP also means: look at the customer table now (the
+ * reader logs a switch to a new table itself) */
+static void
+reload_table(void)
+{
+    struct errbuf err;
+
+    if (custdb_refresh(fl.db, &err) < 0)
+        log_warnx("customer table: %s", err.msg);
 }
 
 static void
@@ -975,7 +977,10 @@ run(void)
             dispatch(evs[i].data.ptr, evs[i].events);
         if (daemon_reload) {
             daemon_reload = 0;
+            daemon_reloading();
             reload();
+            reload_table();
+            daemon_ready("accepting flush requests");
         }
         if (fl.now != last_tick) {
             expire_conns();
@@ -1048,7 +1053,9 @@ main(int argc, char **argv)
     log_info("started: control %s, max_flushes=%llu, retry_interval=%llus",
              fl.cfg.flusher.control.path, (unsigned long long)fl.cfg.flusher.max_flushes,
              (unsigned long long)fl.cfg.flusher.retry_interval);
+    daemon_ready("accepting flush requests");
     run();
+    daemon_stopping();
     log_info("stopping");
     shutdown_state();
     return fl.exit_code;

@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -954,6 +955,106 @@ config_load(const char *path, struct config *cfg, config_error_fn *errfn, void *
     if (ld.errors == 0)
         check_cross(&ld);
     return ld.errors == 0 ? 0 : -1;
+}
+
+/* --- printing (autoturnctl config) --- */
+
+#define CONFIG_VALUE_MAX (CONFIG_LISTEN_MAX * (SOCKSPEC_PATH_MAX + 16) + PATH_MAX)
+
+/* format_listen - the addresses of a list, joined by ", " */
+static void
+format_listen(const struct config_listen *l, char *buf, size_t size)
+{
+    char one[SOCKSPEC_PATH_MAX + SOCKSPEC_HOST_MAX + 32];
+    size_t i, len = 0;
+
+    buf[0] = '\0';
+    for (i = 0; i < l->count && len < size; i++) {
+        sockspec_format(&l->spec[i], one, sizeof(one));
+        (void)str_printf(buf + len, size - len, "%s%s", i ? ", " : "", one);
+        len += strlen(buf + len);
+    }
+}
+
+/* format_value - row k of cfg as text */
+static void
+format_value(const struct config *cfg, const struct key *k, char *buf, size_t size)
+{
+    const void *f = (const char *)cfg + k->offset;
+    const struct sockspec *sock = f;
+
+    buf[0] = '\0';
+    switch (k->kind) {
+    case K_DURATION:
+    case K_SIZE:
+    case K_COUNT:
+        (void)format_number(k->kind, *(const uint64_t *)f, buf, size);
+        break;
+    case K_DURATION_MS:
+        (void)units_format_duration(*(const uint64_t *)f / 1000, buf, size);
+        break;
+    case K_BOOL:
+        (void)str_copy(buf, size, *(const bool *)f ? "true" : "false");
+        break;
+    case K_SOCK:
+        if (sock->kind == SOCKSPEC_INET || sock->path[0] != '\0')
+            sockspec_format(sock, buf, size);
+        break;
+    case K_SOCK_LIST:
+        format_listen(f, buf, size);
+        break;
+    case K_DEST:
+        (void)str_copy(buf, size, *(const enum log_dest *)f == LOG_DEST_SYSLOG ? "syslog"
+                                                                             : "stderr");
+        break;
+    case K_FACILITY:
+        (void)str_copy(buf, size, log_facility_name(*(const int *)f));
+        break;
+    case K_LEVEL:
+        (void)str_copy(buf, size, log_level_name(*(const enum log_level *)f));
+        break;
+    default:                    /* names, paths, hosts, text, bounce method */
+        (void)str_copy(buf, size, f);
+        break;
+    }
+}
+
+/* key_name - "section.key", with the parent section for subsections */
+static void
+key_name(const struct key *k, char *buf, size_t size)
+{
+    const char *parent = NULL;
+    size_t i;
+
+    for (i = 0; i < ARRAY_LEN(sections); i++)
+        if (strcmp(sections[i].name, k->section) == 0)
+            parent = sections[i].parent;
+    (void)str_printf(buf, size, "%s%s%s.%s", parent ? parent : "", parent ? "." : "",
+                     k->section, k->name);
+}
+
+int
+config_foreach(const struct config *cfg, config_setting_fn *fn, void *ctx)
+{
+    char *val = malloc(CONFIG_VALUE_MAX), *def = malloc(CONFIG_VALUE_MAX), name[128];
+    struct config *dc = x_calloc(1, sizeof(*dc));
+    int rc = -1;
+    size_t i;
+
+    if (val != NULL && def != NULL && dc != NULL) {
+        rc = 0;
+        config_defaults(dc);
+        for (i = 0; i < ARRAY_LEN(keys); i++) {
+            key_name(&keys[i], name, sizeof(name));
+            format_value(cfg, &keys[i], val, CONFIG_VALUE_MAX);
+            format_value(dc, &keys[i], def, CONFIG_VALUE_MAX);
+            fn(ctx, name, val, strcmp(val, def) == 0);
+        }
+    }
+    x_free(val);
+    x_free(def);
+    x_free(dc);
+    return rc;
 }
 
 void

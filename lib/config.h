@@ -139,6 +139,15 @@ void config_defaults(struct config *cfg);
  * every error found through errfn (NULL errfn: log_errorx). */
 int config_load(const char *path, struct config *cfg, config_error_fn *errfn, void *ctx);
 
+/* config_foreach - every setting of cfg, in the order of autoturn.conf(5):
+ * its name ("log.level", "flusher.hello.listen"), its value as it would be
+ * written (durations and sizes with units, lists joined by ", ") and
+ * whether that is the built-in default. Order and names come from the key
+ * table, so a new key shows up by itself. 0, or -1 on ENOMEM. */
+typedef void config_setting_fn(void *ctx, const char *name, const char *value,
+                               bool is_default);
+int config_foreach(const struct config *cfg, config_setting_fn *fn, void *ctx);
+
 /* config_apply_logging - log_init() with the config's log settings. */
 void config_apply_logging(const struct config *cfg, const char *prog);
 

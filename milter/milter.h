@@ -35,8 +35,13 @@ struct milter_state {
     struct custdb *db;
     struct spool *spool;
     char notify_path[SOCKSPEC_PATH_MAX];    /* flusher control socket; "" = off */
+    _Atomic uint64_t max_recipients;        /* milter.max_recipients; SIGHUP may change it */
 };
 extern struct milter_state milter;
+
+/* --- signals.c (autoturn-milter only): SIGHUP reloads, never stops --- */
+/* signals_on_reload - fn runs in libmilter's signal thread on each SIGHUP. */
+void signals_on_reload(void (*fn)(void));
 
 /* --- session.c: the libmilter callbacks --- */
 struct smfiDesc;
@@ -123,7 +128,9 @@ void notice_warn(enum notice_slot slot, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* --- listen.c: our socket spec in libmilter's syntax --- */
-/* listen_conn_string - "unix:/p", "inet:PORT@HOST", "inet6:PORT@ADDR". */
+/* listen_conn_string - "unix:/p", "inet:PORT@HOST", "inet6:PORT@ADDR";
+ * "*" becomes "inet6:PORT", one socket for IPv6 and IPv4, or "inet:PORT"
+ * on a kernel without IPv6 or with net.ipv6.bindv6only = 1. */
 int listen_conn_string(const struct sockspec *spec, char *buf, size_t size);
 
 /* listen_setup - after smfi_opensocket: for unix, chmod to the spec's

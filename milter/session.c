@@ -231,7 +231,7 @@ hold_rcpt(SMFICTX *ctx, struct session *s, const struct customer *c, char **argv
     sfsistat rc;
     int q;
 
-    if (s->hold != NULL && hold_count(s->hold) >= milter.cfg->milter.max_recipients)
+    if (s->hold != NULL && hold_count(s->hold) >= milter.max_recipients)
         return reply(ctx, "452", "4.5.3", "Too many held recipients in this message",
                      SMFIS_TEMPFAIL);
     if ((q = check_quota(c, s, &err)) < 0) {

@@ -549,26 +549,16 @@ start_loop(struct policyd *pd, const int *lfds)
 
 /* --- reload and the loop --- */
 
-static void
-log_config_error(void *ctx, const char *msg)
-{
-    (void)ctx;
-    log_errorx("%s", msg);
-}
-
 /* reload - re-read the file; take the settings that need no new socket,
  * identity or file, or keep everything if the file has errors. */
 
 static void
 reload(struct policyd *pd, const char *path)
 {
-    struct config *nc = x_calloc(1, sizeof(*nc));
+    struct config *nc = daemon_reload_config(path);
 
-    if (nc == NULL || config_load(path, nc, log_config_error, NULL) < 0) {
-        log_errorx("%s: reload refused; keeping the running configuration", path);
-        x_free(nc);
+    if (nc == NULL)
         return;
-    }
     pd->cfg.policyd.max_connections = nc->policyd.max_connections;
     pd->cfg.policyd.idle_timeout = nc->policyd.idle_timeout;
     pd->cfg.policyd.max_line = nc->policyd.max_line;
@@ -584,6 +574,17 @@ reload(struct policyd *pd, const char *path)
     log_info("%s: reloaded (sockets, user, grant_file and customer table path need a restart)",
              path);
     x_free(nc);
+}
+
+/* reload_table - SIGHUP also means: look at the customer table now (the
+ * reader logs a switch to a new table itself) */
+static void
+reload_table(struct policyd *pd)
+{
+    struct errbuf err;
+
+    if (custdb_refresh(pd->db, &err) < 0)
+        log_warnx("customer table: %s", err.msg);
 }
 
 static void
@@ -637,7 +638,10 @@ run(struct policyd *pd, const char *config_path)
             dispatch(pd, evs[i].data.ptr, evs[i].events);
         if (daemon_reload) {
             daemon_reload = 0;
+            daemon_reloading();
             reload(pd, config_path);
+            reload_table(pd);
+            daemon_ready("serving policy requests");
         }
         if (pd->now != last_tick) {
             tick(pd);
@@ -681,7 +685,9 @@ main(int argc, char **argv)
     log_info("started: %zu policy listener(s), max_connections=%llu",
              pd.cfg.policyd.listen.count + pd.cfg.policyd.trusted_listen.count,
              (unsigned long long)pd.cfg.policyd.max_connections);
+    daemon_ready("serving policy requests");
     run(&pd, o.config_path);
+    daemon_stopping();
     log_info("stopping");
     shutdown_state(&pd);
     return 0;

@@ -11,7 +11,7 @@
 #     policyd a real policy request, the milter a libmilter option
 #     negotiation, the flusher "autoturnctl status"; the milter's and
 #     policyd's flush requests reach the flusher (socket modes and groups);
-#     SIGHUP reloads policyd and the flusher;
+#     SIGHUP reloads all three, and each keeps running;
 #   - an edited configuration survives a reinstall and an upgrade, an
 #     administrator's directory mode survives the upgrade;
 #   - remove keeps the configuration; purge removes it and the state, and
@@ -276,13 +276,16 @@ fi
 run in_root autoturnctl status
 expect "autoturnctl status: the flusher answers" 0 "autoturn-flusher: 0 of at most 20 flushes running, up "
 
-kill -HUP "${DAEMON_PIDS[1]}" "${DAEMON_PIDS[2]}"
-if pkg_wait_for "$BASE/syslog" 'autoturn-policyd\[[0-9]+\]: /etc/autoturn/autoturn.conf: reloaded' &&
+kill -HUP "${DAEMON_PIDS[0]}" "${DAEMON_PIDS[1]}" "${DAEMON_PIDS[2]}"
+if pkg_wait_for "$BASE/syslog" 'autoturn-milter\[[0-9]+\]: /etc/autoturn/autoturn.conf: reloaded' &&
+   pkg_wait_for "$BASE/syslog" 'autoturn-policyd\[[0-9]+\]: /etc/autoturn/autoturn.conf: reloaded' &&
    pkg_wait_for "$BASE/syslog" 'autoturn-flusher\[[0-9]+\]: /etc/autoturn/autoturn.conf: reloaded'; then
-  pass "SIGHUP (ExecReload) reloads policyd and the flusher"
+  pass "SIGHUP (ExecReload) reloads the milter, policyd and the flusher"
 else
-  fail "SIGHUP (ExecReload) reloads policyd and the flusher" "$(cat "$BASE/syslog")"
+  fail "SIGHUP (ExecReload) reloads the milter, policyd and the flusher" "$(cat "$BASE/syslog")"
 fi
+kill -0 "${DAEMON_PIDS[0]}" && kill -0 "${DAEMON_PIDS[1]}" && kill -0 "${DAEMON_PIDS[2]}" &&
+  pass "after SIGHUP all three still run" || fail "after SIGHUP all three still run"
 stop_daemons
 
 # --- edits survive a reinstall and an upgrade ---

@@ -7,7 +7,12 @@
 #   - each daemon runs as autoturn, with the capability bounding set, the
 #     seccomp filter and NoNewPrivileges the unit asks for (the flusher
 #     without NoNewPrivileges), sockets root:autoturn 0660 in /run/autoturn;
-#   - "systemctl reload" reloads policyd and the flusher (ExecReload);
+#   - Type=notify: each daemon told systemd it is ready (its STATUS= text
+#     is what systemd shows);
+#   - "systemctl reload" reloads all three (ExecReload, RELOADING=1/READY=1),
+#     and SIGHUP ("systemctl kill -s HUP") leaves each running, same PID,
+#     no restart;
+#   - the milter comes back after a clean exit (Restart=always);
 #   - stopping one unit keeps /run/autoturn and the others' sockets;
 #   - wired to the container's Postfix as shipped (Debian's defaults: smtpd
 #     chrooted; the policy service on unix:private/autoturn-policy inside
@@ -162,13 +167,49 @@ run in_ct sh -c 'nsenter -t $(pidof autoturn-policyd) -m touch /etc/autoturn/y'
 [[ "$ERR" == *"touch: cannot touch '/etc/autoturn/y': Read-only file system"* ]] &&
   pass "ProtectSystem=strict: /etc is read-only for the daemons" || fail "ProtectSystem=strict" "$OUT" "$ERR"
 
-# --- reload, stop one ---
-run in_ct systemctl reload autoturn-policyd autoturn-flusher
-expect "systemctl reload autoturn-policyd autoturn-flusher" 0
-run in_ct journalctl -q --no-pager -o cat -u autoturn-policyd -u autoturn-flusher
+# --- readiness, reload, SIGHUP, restart, stop one ---
+prop() { in_ct systemctl show -p "$2" --value "autoturn-$1"; }
+declare -A READY_TEXT=([milter]="filtering" [policyd]="serving policy requests" [flusher]="accepting flush requests")
+for d in milter policyd flusher; do
+  [ "$(prop "$d" Type)" = notify ] && [ "$(prop "$d" StatusText)" = "${READY_TEXT[$d]}" ] &&
+    pass "autoturn-$d: Type=notify, ready by sd_notify (status: ${READY_TEXT[$d]})" ||
+    fail "autoturn-$d ready by sd_notify" "Type=$(prop "$d" Type) StatusText=$(prop "$d" StatusText)"
+done
+declare -A PID0
+for d in milter policyd flusher; do PID0[$d]=$(prop "$d" MainPID); done
+reloads() { in_ct journalctl -q --no-pager -o cat -u "autoturn-$1" | grep -c '^/etc/autoturn/autoturn.conf: reloaded ('; }
+run in_ct systemctl reload autoturn-milter autoturn-policyd autoturn-flusher
+expect "systemctl reload autoturn-milter autoturn-policyd autoturn-flusher" 0
+run in_ct journalctl -q --no-pager -o cat -u autoturn-milter -u autoturn-policyd -u autoturn-flusher
+printf '%s\n' "$OUT" | grep -q '^/etc/autoturn/autoturn.conf: reloaded (listen' &&
 printf '%s\n' "$OUT" | grep -q '^/etc/autoturn/autoturn.conf: reloaded (sockets' &&
 printf '%s\n' "$OUT" | grep -q '^/etc/autoturn/autoturn.conf: reloaded (control socket' &&
-  pass "both daemons log the reload" || fail "both daemons log the reload" "$OUT"
+  pass "the three daemons log the reload" || fail "the three daemons log the reload" "$OUT"
+for d in milter policyd flusher; do
+  before=$(reloads "$d")
+  run in_ct systemctl kill -s HUP --kill-who=main "autoturn-$d"
+  for _ in $(seq 1 100); do [ "$(reloads "$d")" -gt "$before" ] && break; sleep 0.1; done
+  sleep 0.5
+  [ "$(reloads "$d")" -gt "$before" ] && [ "$(prop "$d" ActiveState)" = active ] &&
+    [ "$(prop "$d" MainPID)" = "${PID0[$d]}" ] && [ "$(prop "$d" NRestarts)" = 0 ] &&
+    [ "$(prop "$d" StatusText)" = "${READY_TEXT[$d]}" ] &&
+    pass "autoturn-$d: SIGHUP reloads; still active, same PID, no restart" ||
+    fail "autoturn-$d survives SIGHUP" "reloads $(reloads "$d") (before $before)" \
+      "$(prop "$d" ActiveState) pid $(prop "$d" MainPID) (was ${PID0[$d]}) restarts $(prop "$d" NRestarts)"
+done
+# a clean exit that nobody asked systemd for (the daemon's own SIGTERM
+# handling: it exits 0): only Restart=always brings it back
+run in_ct systemctl kill -s TERM --kill-who=main autoturn-milter
+back() { [ "$(prop milter ActiveState)" = active ] && [ "$(prop milter MainPID)" != "${PID0[milter]}" ] &&
+         [ "$(prop milter MainPID)" != 0 ]; }
+# libmilter notices the stop within 5 s (its select timeout); then the
+# restart, and READY=1 from the new process
+deadline=$(($(date +%s) + 90))
+until back || [ "$(date +%s)" -gt "$deadline" ]; do sleep 0.2; done
+back && [ "$(prop milter NRestarts)" = 1 ] && pass "the milter, stopped cleanly by SIGTERM, is started again (Restart=always)" ||
+  fail "Restart=always for the milter" "$(prop milter ActiveState)/$(prop milter SubState) pid $(prop milter MainPID) restarts $(prop milter NRestarts)" \
+    "$(in_ct journalctl -q --no-pager -o short-monotonic -u autoturn-milter | tail -n 15)" \
+    "$(in_ct ps -eo pid,stat,wchan:24,cmd | grep -v ' \[' | tail -n 25)"
 run in_ct systemctl stop autoturn-milter
 expect "systemctl stop autoturn-milter" 0
 in_ct test -S /run/autoturn/flusher.sock && in_ct test -S /run/autoturn/policyd-control.sock &&
