@@ -21,7 +21,9 @@
 . "$SRCDIR/tests/integration/lib/postfix.sh"
 . "$SRCDIR/tests/integration/lib/flusher.sh"
 . "$SRCDIR/tests/integration/lib/policyd.sh"
+. "$SRCDIR/tests/integration/lib/odmr.sh"
 MILTER=$BUILDDIR/milter/autoturn-milter
+od_user || { fail "user autoturn-odmr (odmr.user)"; finish; exit 1; }
 
 if [ -z "${AUTOTURN_TEST_NETNS:-}" ]; then
   AUTOTURN_TEST_NETNS=1 exec unshare -n -- bash "$0" "$@"
