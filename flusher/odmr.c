@@ -33,6 +33,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "metrics.h"
 #include "odmr.h"
 #include "odmr_session.h"
 #include "sockspec.h"
@@ -232,6 +233,7 @@ refuse(struct odmr *o, int fd, const char *peer, const char *line, const char *w
 {
     (void)send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)close(fd);
+    metrics_inc(METRIC_ODMR_REFUSED, 0);
     if (now < o->warn_next) {
         o->suppressed++;
         return;
@@ -309,6 +311,8 @@ start(struct odmr *o, struct session_slot *s, int fd, const struct ipaddr *a, co
     s->addr = *a;
     s->len = 0;
     o->nsess++;
+    metrics_inc(METRIC_ODMR_SESSIONS_TOTAL, 0);
+    metrics_set(METRIC_ODMR_SESSIONS, 0, (double)o->nsess);
     log_info("odmr: client=%s: connected (session %d)", peer, (int)pid);
 }
 
@@ -377,6 +381,7 @@ reap(struct odmr *o, struct session_slot *s)
     s->pid = 0;
     s->status_fd = -1;
     o->nsess--;
+    metrics_set(METRIC_ODMR_SESSIONS, 0, (double)o->nsess);
 }
 
 /* status - read a session's status lines ("AUTHFAIL"); EOF = it ended */
@@ -399,8 +404,10 @@ status(struct odmr *o, struct session_slot *s, time_t now)
         s->len += (size_t)n;
         while ((lf = memchr(s->buf, '\n', s->len)) != NULL) {
             *lf = '\0';
-            if (strcmp(s->buf, "AUTHFAIL") == 0)
+            if (strcmp(s->buf, "AUTHFAIL") == 0) {
                 fail_add(o, &s->addr, now);
+                metrics_inc(METRIC_ODMR_AUTH_FAILURES, 0);
+            }
             s->len -= (size_t)(lf + 1 - s->buf);
             memmove(s->buf, lf + 1, s->len);
         }

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -25,6 +26,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "policy.h"
 #include "policyd.h"
 #include "util.h"
@@ -55,6 +57,7 @@ static struct {
 static struct ev listeners[CONFIG_LISTEN_MAX];
 static struct ev control_listener;
 static struct ev signal_ev;
+static struct metrics_http *metrics;
 
 /* --- connection list --- */
 
@@ -244,14 +247,36 @@ queue_reply(struct policyd *pd, struct pconn *c, const char *reply, size_t len)
     return 0;
 }
 
+/* count_decision - the request's metrics: its decision, by the action's
+ * kind, and the time since t0 */
+static void
+count_decision(const char *action, const struct timespec *t0)
+{
+    enum metrics_decision d = METRICS_REJECT;
+
+    if (!metrics_on())
+        return;
+    if (str_ieq(action, "OK"))
+        d = METRICS_OK;
+    else if (str_ieq(action, "DUNNO"))
+        d = METRICS_DUNNO;
+    else if (action[0] == '4' || strncasecmp(action, "DEFER", 5) == 0)
+        d = METRICS_DEFER;
+    metrics_inc(METRIC_POLICYD_REQUESTS, d);
+    metrics_observe(METRIC_POLICYD_REQUEST_DURATION, 0, metrics_elapsed(t0));
+}
+
 static int
 answer(struct policyd *pd, struct pconn *c)
 {
     char action[POLICY_REPLY_MAX - 16], reply[POLICY_REPLY_MAX];
+    struct timespec t0;
     ssize_t n;
     int len;
 
+    metrics_clock(&t0);
     decide_request(&pd->decide, &c->parser.req, pd->now, action, sizeof(action));
+    count_decision(action, &t0);
     if ((len = policy_format_reply(action, reply, sizeof(reply))) < 0) {
         log_warnx("reply does not fit; disconnecting");
         return -1;
@@ -391,10 +416,13 @@ static void
 open_sockets(struct policyd *pd, int *lfds)
 {
     const struct config_policyd *p = &pd->cfg.policyd;
+    struct errbuf err;
     size_t i;
 
     if (p->control.kind != SOCKSPEC_UNIX)
         log_fatalx("policyd control = must be a unix: socket");
+    if (metrics_http_open(&p->metrics.listen, METRICS_POLICYD, &metrics, &err) < 0)
+        log_fatalx("%s", err.msg);
     for (i = 0; i < p->listen.count; i++)
         lfds[i] = open_listener(&p->listen.spec[i], p, p->socket_group);
     /* the control socket is for autoturnctl (root) and the flusher (our
@@ -418,6 +446,7 @@ start_state(struct policyd *pd)
              pd->cfg.policyd.grant_file);
     if ((pd->db = custdb_new(pd->cfg.customers_table)) == NULL)
         log_fatalx("out of memory");
+    custdb_report_metrics(pd->db);
     custdb_set_check_interval(pd->db, (unsigned)pd->cfg.customers_check_interval);
     if (custdb_refresh(pd->db, &err) < 0)
         log_warnx("customer table: %s (relay: DUNNO, ETRN: 4xx until it is usable)", err.msg);
@@ -488,6 +517,8 @@ tick(struct policyd *pd)
     grants_expire(pd->grants, pd->now);
     expire_idle(pd);
     control_expire(pd);
+    metrics_set(METRIC_POLICYD_GRANTS, 0, (double)grants_count(pd->grants));
+    metrics_set(METRIC_POLICYD_CONNECTIONS, 0, (double)conns.count);
     if (grants_snapshot_due(pd->grants, pd->now) &&
         grants_snapshot(pd->grants, pd->now, &err) < 0)
         log_warnx("grants: snapshot failed: %s", err.msg);
@@ -561,6 +592,7 @@ main(int argc, char **argv)
 {
     static struct policyd pd;
     struct daemon_opts o;
+    struct errbuf err;
     int lfds[CONFIG_LISTEN_MAX + 1];
 
     daemon_parse_args(argc, argv, PROG,
@@ -571,10 +603,13 @@ main(int argc, char **argv)
     daemon_drop_privileges(PROG, pd.cfg.policyd.user, pd.cfg.policyd.group);
     start_state(&pd);
     start_loop(&pd, lfds);
+    if (metrics_http_start(metrics, &err) < 0)
+        log_fatalx("%s", err.msg);
     log_info("started: %zu policy listener(s), max_connections=%llu",
              pd.cfg.policyd.listen.count, (unsigned long long)pd.cfg.policyd.max_connections);
     run(&pd, o.config_path);
     log_info("stopping");
+    metrics_http_stop(metrics);
     shutdown_state(&pd);
     return 0;
 }
