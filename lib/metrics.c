@@ -26,7 +26,8 @@
 #include "metrics.h"
 #include "paths.h"
 
-_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free (shared mapping)");
+_Static_assert(ATOMIC_LONG_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
+               "64-bit atomics must be lock-free (they live in a shared mapping)");
 
 enum kind { COUNTER, GAUGE, HISTOGRAM };
 
@@ -139,8 +140,8 @@ static const struct family families[METRIC_COUNT] = {
 };
 
 static _Atomic uint64_t *cells;       /* NULL: metrics are off */
-static size_t cell_count;
 static size_t offset[METRIC_COUNT];   /* first cell of each family */
+static unsigned values[METRIC_COUNT]; /* label values (series) of each family */
 static unsigned exposed;              /* enum metrics_daemon bits of this process */
 static double start_time;             /* seconds since the epoch */
 
@@ -230,7 +231,8 @@ metrics_init(enum metrics_daemon daemon, struct errbuf *err)
         return 0;
     for (i = 0; i < METRIC_COUNT; i++) {
         offset[i] = n;
-        n += nvalues(&families[i]) * cells_per_value(&families[i]);
+        values[i] = (unsigned)nvalues(&families[i]);
+        n += values[i] * cells_per_value(&families[i]);
     }
     p = mmap(NULL, n * sizeof(*cells), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
              0);
@@ -239,7 +241,6 @@ metrics_init(enum metrics_daemon daemon, struct errbuf *err)
         return -1;
     }
     cells = p;
-    cell_count = n;
     exposed = daemon;
     start_time = realtime();
     metrics_set(METRIC_HELD_OLDEST, 0, (double)(time_t)start_time);   /* no age before a scan */
@@ -256,7 +257,7 @@ metrics_on(void)
 static _Atomic uint64_t *
 cell(enum metric m, unsigned label)
 {
-    if (cells == NULL || (unsigned)m >= METRIC_COUNT || label >= nvalues(&families[m]))
+    if (cells == NULL || (unsigned)m >= METRIC_COUNT || label >= values[m])
         return NULL;
     return &cells[offset[m] + label * cells_per_value(&families[m])];
 }
