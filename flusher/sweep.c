@@ -299,13 +299,13 @@ expire(struct cust *c, const struct spool_entry *e)
     }
     expire_log(c, e, env, &ds, age);
     c->s->bounced++;
-    if (spool_delete(c->s->spool, c->name, e->id, &err) < 0)
+    if (spool_delete(c->s->spool, c->name, e->id, &err) < 0) {
         log_warnx("customer=%s, id=%s: cannot remove it after its expiry DSN: %s (the DSN may "
                   "be sent again)", c->name, e->id, err.msg);
-    else
-        gone = true;
-    if (gone)
+    } else {
         marker_remove(c, e->id);
+        gone = true;
+    }
 out:
     dsn_set_free(&ds);
     spool_msg_close(m);

@@ -449,7 +449,8 @@ cb_eom(SMFICTX *ctx)
     if (s == NULL)
         return SMFIS_TEMPFAIL;
     note_queue_id(ctx, s);
-    if (!(held = s->hold != NULL))
+    held = s->hold != NULL;
+    if (!held)
         rc = s->failed ? reply(ctx, "451", "4.3.0", "Temporary failure storing held mail, "
                                "try again later", SMFIS_TEMPFAIL) : SMFIS_CONTINUE;
     else
