@@ -9,7 +9,8 @@
 # happened: mail held (milter verdicts, the spool totals, the oldest
 # arrival), mail passed, a stranger's ETRN refused (defer), the customer's
 # ETRN flush (deliveries sent, a flush by reason etrn, nothing held after),
-# a manual flush whose recipient is deferred (a failed flush), a spool that
+# a manual flush whose recipient is deferred (a failed flush), one that is
+# bounced, one held past its max-age (expired by the sweep), a spool that
 # cannot be written (tempfailed, and the AutoturnMilterTempfailing alert
 # firing), a policy service that stops (up == 0, AutoturnDaemonDown
 # pending). Every wait polls with a deadline. Also: each endpoint passes
@@ -47,10 +48,22 @@ customer beta
     port $PA
     tls none
     trigger etrn
+customer delta
+    domain delta.example
+    delivery host 127.0.0.5
+    port $PA
+    tls none
+customer gamma
+    domain gamma.example
+    delivery host 127.0.0.4
+    port $PA
+    tls none
+    max-age 1s
 SRC
 e2e_up || { finish; exit 1; }
 e2e_sink ACME 127.0.0.2 || { finish; exit 1; }
 e2e_sink BETA 127.0.0.3 -r rcpt || { finish; exit 1; }   # 450 at RCPT: deferred
+e2e_sink DELTA 127.0.0.5 -f . || { finish; exit 1; }      # 5xx after the dot: bounced
 
 # --- Prometheus, private: its own config, data directory and port ---
 mkdir -p "$D/prom/data"
@@ -150,7 +163,7 @@ done
 expect_pq <<Q
 3${T}sum(up{job=~"autoturn-.*"})${T}Prometheus scrapes the three daemons (up == 1)
 3${T}sum(autoturn_customer_table_last_load_success)${T}every daemon loaded the customer table
-3${T}count(autoturn_customer_table_customers == 2)${T}every daemon sees 2 customers
+3${T}count(autoturn_customer_table_customers == 4)${T}every daemon sees 4 customers
 $(stat -c %Y "$D/lib/customers.cdb")${T}max(autoturn_customer_table_generation)${T}table generation: the table file's modification time
 0${T}max(autoturn_customer_table_generation) - min(autoturn_customer_table_generation)${T}all three daemons use the same table generation
 Q
@@ -223,6 +236,24 @@ expect_pq <<Q
 1${T}autoturn_flushes_total{reason="manual"}
 1${T}autoturn_flush_failures_total{reason="manual"}${T}the manual flush counts as failed
 1${T}autoturn_held_messages${T}b1 still held
+Q
+
+# --- 4b. a 5xx from the customer's server: bounced; held past max-age: expired ---
+hold d1 w@delta.example
+expect "d1 for w@delta.example accepted" 0 "DATA 250 2.0.0 Ok: queued as"
+e2e_until 60 1 e2e_held delta || fail "d1 held" "$(e2e_ctl queue)"
+run e2e_ctl flush delta --wait
+[[ "$OUT$ERR" == *"bounced 1"* ]] && pass "autoturnctl flush delta: bounced 1" || fail "flush delta" "$OUT" "$ERR"
+hold g1 v@gamma.example
+expect "g1 for v@gamma.example accepted" 0 "DATA 250 2.0.0 Ok: queued as"
+e2e_wait 60 grep -q "customer=gamma, id=[^,]*, to=<v@gamma.example>, relay=none, .*status=bounced (held too long" \
+  "$D/flusher.log" && pass "the sweep returned g1 (max-age 1s)" || fail "g1 expired" "$(grep gamma "$D/flusher.log")"
+expect_pq <<Q
+1${T}autoturn_deliveries_total{outcome="bounced"}
+1${T}autoturn_deliveries_total{outcome="expired"}
+2${T}autoturn_flushes_total{reason="manual"}
+1${T}autoturn_flush_failures_total{reason="manual"}${T}the bounce is no failed flush
+1${T}autoturn_held_messages${T}only b1 held: neither the bounced nor the expired message counts
 Q
 
 # --- 5. the spool cannot be written: tempfail, and the alert fires ---
