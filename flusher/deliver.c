@@ -34,6 +34,7 @@
 #include "deliver.h"
 #include "dsn.h"
 #include "log.h"
+#include "metrics.h"
 #include "peer.h"
 #include "smtpc.h"
 #include "sockspec.h"
@@ -585,6 +586,9 @@ report(struct flush *f, const char *id, const struct envelope *env, const struct
                  id, env->rcpt[i].addr, f->relay, delay < 0 ? 0 : delay, fate_name(o[i].fate),
                  o[i].text);
         client_progress(f, id, env->rcpt[i].addr, fate_name(o[i].fate), o[i].text);
+        metrics_inc(METRIC_DELIVERIES, o[i].fate == FATE_SENT ? METRICS_SENT
+                                       : o[i].fate == FATE_BOUNCED ? METRICS_BOUNCED
+                                       : METRICS_DEFERRED);
         if (o[i].fate == FATE_SENT)
             f->delivered++;
         else if (o[i].fate == FATE_BOUNCED)
@@ -889,9 +893,11 @@ deliver_reversed(const struct deliver_req *r, int fd, SSL_CTX *ctx, SSL *ssl, co
 {
     struct smtpc_opts o = client_opts(r);
     struct smtpc_reply reply;
+    struct timespec t0;
     struct errbuf err;
     struct flush f;
 
+    metrics_clock(&t0);
     memset(&f, 0, sizeof(f));
     f.r = r;
     f.name = r->cust->name;
@@ -916,6 +922,7 @@ deliver_reversed(const struct deliver_req *r, int fd, SSL_CTX *ctx, SSL *ssl, co
     res->bounced = f.bounced;
     res->failed = f.delivered == 0 && f.deferred > 0;
     res->busy = false;
+    metrics_flush_done(r->reason, res->failed, metrics_elapsed(&t0));
 }
 
 /* --- the child --- */

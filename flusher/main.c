@@ -35,6 +35,7 @@
 #include "deliver.h"
 #include "hello.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "odmr.h"
 #include "peer.h"
 #include "schedule.h"
@@ -81,6 +82,7 @@ struct child {
     struct sched_entry *e;
     char buf[RESULT_MAX];
     size_t len;
+    struct timespec t0;          /* start, for the flush duration metric */
 };
 
 static struct {
@@ -103,6 +105,7 @@ static struct {
     pid_t sweep_pid;             /* 0: no sweep running */
     time_t next_sweep;
     int exit_code;               /* 1 when stopping because a part failed */
+    struct metrics_http *metrics; /* NULL: metrics off */
 } fl;
 
 /* --- control connections --- */
@@ -214,10 +217,12 @@ child_add(struct sched_entry *e, const struct sched_req *req, pid_t pid, int fd)
         ch->ev.kind = EV_CHILD;
         ch->ev.fd = fd;
         ch->e = e;
+        metrics_clock(&ch->t0);
         ee.events = EPOLLIN;
         ee.data.ptr = ch;
         if (epoll_ctl(fl.epfd, EPOLL_CTL_ADD, fd, &ee) == 0) {
             sched_started(fl.sched, e, req, pid, fd, fl.now);
+            metrics_set(METRIC_FLUSHES_RUNNING, 0, (double)sched_running(fl.sched));
             return;
         }
         log_warn("epoll_ctl add");
@@ -333,10 +338,12 @@ child_event(struct child *ch)
     }
     ev_close(&ch->ev);            /* EOF (the child is gone), error, or too long */
     failed = child_status(ch, e->pid);
+    metrics_flush_done(e->req.reason, failed, metrics_elapsed(&ch->t0));
     if (sched_finished(fl.sched, e, failed, fl.now, &next))
         start_again(e, &next);
     x_free(ch);
     start_queued();
+    metrics_set(METRIC_FLUSHES_RUNNING, 0, (double)sched_running(fl.sched));
 }
 
 /* --- requests --- */
@@ -767,6 +774,28 @@ spawn_odmr(void)
         log_fatalx("%s", err.msg);
 }
 
+/* open_metrics - the Prometheus endpoint's socket and the metrics
+ * mapping, if metrics { listen } is set (before the drop and before any
+ * fork: flush children count into the mapping) */
+
+static void
+open_metrics(void)
+{
+    struct errbuf err;
+
+    if (metrics_http_open(&fl.cfg.flusher.metrics.listen, METRICS_FLUSHER, &fl.metrics, &err) < 0)
+        log_fatalx("%s", err.msg);
+}
+
+static void
+start_metrics(void)
+{
+    struct errbuf err;
+
+    if (metrics_http_start(fl.metrics, &err) < 0)
+        log_fatalx("%s", err.msg);
+}
+
 /* open_odmr - the ODMR listeners and TLS key, if enabled (before the drop) */
 
 static void
@@ -829,6 +858,7 @@ start_state(int lfd)
                               (time_t)fl.cfg.flusher.retry_interval)) == NULL)
         log_fatalx("out of memory");
     custdb_set_check_interval(fl.db, (unsigned)fl.cfg.customers_check_interval);
+    custdb_report_metrics(fl.db);
     if (custdb_refresh(fl.db, &err) < 0)
         log_warnx("customer table: %s (requests get ERR internal until it is usable)", err.msg);
     control_users_load();
@@ -1024,6 +1054,7 @@ shutdown_state(void)
     close(fl.listener.fd);
     hello_close(fl.hello);
     odmr_close(fl.odmr);
+    metrics_http_stop(fl.metrics);
     (void)unlink(fl.cfg.flusher.control.path);
     sched_free(fl.sched);
     custdb_free(fl.db);
@@ -1044,12 +1075,14 @@ main(int argc, char **argv)
     lfd = open_control();
     open_hello();
     open_odmr();
+    open_metrics();
     daemon_detach(&o);
     spawn_odmr();
     daemon_drop_privileges(PROG, fl.cfg.flusher.user, fl.cfg.flusher.group);
     start_state(lfd);
     watch_hello();
     watch_odmr();
+    start_metrics();
     log_info("started: control %s, max_flushes=%llu, retry_interval=%llus",
              fl.cfg.flusher.control.path, (unsigned long long)fl.cfg.flusher.max_flushes,
              (unsigned long long)fl.cfg.flusher.retry_interval);

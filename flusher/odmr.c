@@ -49,6 +49,7 @@
 #include "customer.h"
 #include "deliver.h"
 #include "log.h"
+#include "metrics.h"
 #include "odmr.h"
 #include "odmr_chan.h"
 #include "odmr_deliver.h"
@@ -445,6 +446,7 @@ auth_failed(struct odmr *o, struct bsess *s, const char *user, const char *mech,
     uint64_t delay;
 
     s->failures++;
+    metrics_inc(METRIC_ODMR_AUTH_FAILURES, 0);
     log_warnx("odmr: client=%s, customer=%s: AUTH %s failed: %s (%u of %llu)", s->peer,
               user != NULL ? user : "?", mech, why, s->failures,
               (unsigned long long)o->oc->max_auth_failures);
@@ -621,6 +623,7 @@ sess_close(struct odmr *o, struct bsess *s)
     OPENSSL_cleanse(s, sizeof(*s));
     s->fd = -1;
     o->nsess--;
+    metrics_set(METRIC_ODMR_SESSIONS, 0, (double)o->nsess);
 }
 
 static void
@@ -675,6 +678,8 @@ sess_add(struct odmr *o, const struct ctl_msg *m, int fd)
         return;
     }
     o->nsess++;
+    metrics_inc(METRIC_ODMR_SESSIONS_TOTAL, 0);
+    metrics_set(METRIC_ODMR_SESSIONS, 0, (double)o->nsess);
 }
 
 /* front_event - messages from the front; -1 when it is gone */

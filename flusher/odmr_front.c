@@ -39,7 +39,9 @@
 
 #include "addr.h"
 #include "daemon.h"
+#include "deliver.h"
 #include "log.h"
+#include "metrics.h"
 #include "netio.h"
 #include "odmr.h"
 #include "odmr_chan.h"
@@ -215,6 +217,7 @@ refuse(struct front *f, int fd, const char *peer, const char *line, const char *
 {
     (void)send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)close(fd);
+    metrics_inc(METRIC_ODMR_REFUSED, 0);   /* the shared mapping: see odmr_front_run */
     if (now < f->warn_next) {
         f->suppressed++;
         return;
@@ -531,6 +534,23 @@ stop(struct front *f)
             reap(f, &f->sess[i]);
 }
 
+/* keep_own - close every descriptor inherited from the daemon but the
+ * front's own (the control socket, the Hello and metrics listeners are
+ * not its business); the metrics mapping stays: the front counts refused
+ * connections into it */
+static void
+keep_own(struct front *f)
+{
+    int keep[CONFIG_LISTEN_MAX + 1];
+    size_t i, n = 0;
+
+    keep[n++] = f->chan;
+    for (i = 0; i < f->nlfd && i < CONFIG_LISTEN_MAX; i++)
+        keep[n++] = f->lfd[i];
+    fd_close_except(keep, n);
+    config_apply_logging(f->cfg, DELIVER_PROG);   /* the syslog socket was closed */
+}
+
 void
 odmr_front_run(const struct odmr_front_args *a)
 {
@@ -546,6 +566,7 @@ odmr_front_run(const struct odmr_front_args *a)
     f.lfd = a->lfd;
     f.nlfd = a->nlfd;
     f.nslots = 2 * (size_t)f.oc->max_sessions;
+    keep_own(&f);
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() == 1)
         fail(&f, "set-up", "no parent");
     if (getrandom(&f.seed, sizeof(f.seed), GRND_NONBLOCK) != (ssize_t)sizeof(f.seed))

@@ -76,7 +76,10 @@ struct key {
 
 struct section {
     const char *name;
-    const char *parent; /* NULL: top level */
+    const char *parent; /* the enclosing section's path; NULL: top level */
+    const char *path;   /* the key table's name for it; NULL: the name. A
+                         * name used in several sections ("metrics") gets
+                         * "parent.name" */
 };
 
 #define F_OFF(m) offsetof(struct config, m)
@@ -85,8 +88,11 @@ struct section {
 #define STR(sec, name, kind, m, fl)     { sec, name, kind, F_OFF(m), F_SZ(m), 0, 0, fl }
 
 static const struct section sections[] = {
-    { "log", NULL }, { "spool", NULL }, { "customers", NULL }, { "milter", NULL },
-    { "policyd", NULL }, { "flusher", NULL }, { "hello", "flusher" }, { "odmr", "flusher" },
+    { "log", NULL, NULL }, { "spool", NULL, NULL }, { "customers", NULL, NULL },
+    { "milter", NULL, NULL }, { "policyd", NULL, NULL }, { "flusher", NULL, NULL },
+    { "hello", "flusher", NULL }, { "odmr", "flusher", NULL },
+    { "metrics", "milter", "milter.metrics" }, { "metrics", "policyd", "policyd.metrics" },
+    { "metrics", "flusher", "flusher.metrics" },
 };
 
 static const struct key keys[] = {
@@ -160,6 +166,9 @@ static const struct key keys[] = {
     NUM("odmr", "account_failures", K_COUNT, flusher.odmr.account_failures, 1, 100000),
     NUM("odmr", "account_delay", K_DURATION, flusher.odmr.account_delay, 1, DAY),
     NUM("odmr", "account_delay_max", K_DURATION, flusher.odmr.account_delay_max, 1, DAY),
+    STR("milter.metrics", "listen", K_SOCK, milter.metrics.listen, KF_EMPTY),
+    STR("policyd.metrics", "listen", K_SOCK, policyd.metrics.listen, KF_EMPTY),
+    STR("flusher.metrics", "listen", K_SOCK, flusher.metrics.listen, KF_EMPTY),
 };
 
 /* The load in progress (libconfuse callbacks take no context pointer). */
@@ -210,11 +219,14 @@ on_libconfuse_error(cfg_t *cfg, const char *fmt, va_list ap)
         report(current, cfg != NULL ? cfg->line : 0, "%s", text);
 }
 
-/* key_find - the key table row of option opt in section cfg */
+/* key_find - the key table row of option opt in section cfg. The
+ * option's comment holds its section's path (make_opt), which libconfuse
+ * copies into every section it creates: cfg_name() alone cannot tell
+ * milter { metrics { } } from policyd { metrics { } }. */
 static const struct key *
 key_find(cfg_t *cfg, const cfg_opt_t *opt)
 {
-    const char *sec = cfg_name(cfg);
+    const char *sec = opt->comment != NULL ? opt->comment : cfg_name(cfg);
     size_t i;
 
     for (i = 0; i < ARRAY_LEN(keys); i++)
@@ -491,17 +503,22 @@ make_opt(const struct key *k)
     case K_DURATION_MS:
     case K_SIZE:
     case K_COUNT:
-        return (cfg_opt_t)CFG_INT_CB(k->name, 0, CFGF_NODEFAULT, on_number);
+        o = (cfg_opt_t)CFG_INT_CB(k->name, 0, CFGF_NODEFAULT, on_number);
+        break;
     case K_BOOL:
         o = (cfg_opt_t)CFG_BOOL(k->name, cfg_false, CFGF_NODEFAULT);
         o.validcb = on_bool;
-        return o;
+        break;
     case K_SOCK_LIST:
     case K_NAME_LIST:
-        return (cfg_opt_t)CFG_PTR_LIST_CB(k->name, 0, CFGF_NODEFAULT, on_string, NULL);
+        o = (cfg_opt_t)CFG_PTR_LIST_CB(k->name, 0, CFGF_NODEFAULT, on_string, NULL);
+        break;
     default:
-        return (cfg_opt_t)CFG_PTR_CB(k->name, 0, CFGF_NODEFAULT, on_string, NULL);
+        o = (cfg_opt_t)CFG_PTR_CB(k->name, 0, CFGF_NODEFAULT, on_string, NULL);
+        break;
     }
+    o.comment = (char *)k->section;     /* for key_find; libconfuse only copies it */
+    return o;
 }
 
 /* schema - the option arrays of every section; [0] is the top level */
@@ -509,22 +526,29 @@ struct schema {
     cfg_opt_t opts[ARRAY_LEN(sections) + 1][SECTION_KEYS_MAX];
 };
 
-/* build_section - fill s->opts[slot] with section name's keys and subsections */
+static const char *
+section_path(const struct section *sec)
+{
+    return sec->path != NULL ? sec->path : sec->name;
+}
+
+/* build_section - fill s->opts[slot] with the keys and subsections of the
+ * section whose path is path (NULL: the top level) */
 static void
-build_section(struct schema *s, size_t slot, const char *name)
+build_section(struct schema *s, size_t slot, const char *path)
 {
     cfg_opt_t *o = s->opts[slot];
     size_t i, n = 0;
 
-    for (i = 0; i < ARRAY_LEN(keys) && name != NULL; i++)
-        if (strcmp(keys[i].section, name) == 0)
+    for (i = 0; i < ARRAY_LEN(keys) && path != NULL; i++)
+        if (strcmp(keys[i].section, path) == 0)
             o[n++] = make_opt(&keys[i]);
     for (i = 0; i < ARRAY_LEN(sections); i++) {
         const char *parent = sections[i].parent;
 
-        if ((parent == NULL) != (name == NULL) || (parent != NULL && strcmp(parent, name) != 0))
+        if ((parent == NULL) != (path == NULL) || (parent != NULL && strcmp(parent, path) != 0))
             continue;
-        build_section(s, i + 1, sections[i].name);
+        build_section(s, i + 1, section_path(&sections[i]));
         o[n++] = (cfg_opt_t)CFG_SEC(sections[i].name, s->opts[i + 1], CFGF_NONE);
     }
     o[n] = (cfg_opt_t)CFG_END();
@@ -869,11 +893,41 @@ check_trusted_listen(struct load *ld, const struct config_listen *l)
                CONFIG_LISTEN_MAX);
 }
 
+/* check_metrics - metrics listeners: inet only, one address each */
+static void
+check_metrics(struct load *ld)
+{
+    const struct {
+        const char *what;
+        const struct sockspec *spec;
+    } m[] = {
+        { "milter.metrics", &ld->cfg->milter.metrics.listen },
+        { "policyd.metrics", &ld->cfg->policyd.metrics.listen },
+        { "flusher.metrics", &ld->cfg->flusher.metrics.listen },
+    };
+    char a[SOCKSPEC_HOST_MAX + 16], b[SOCKSPEC_HOST_MAX + 16];
+    size_t i, j;
+
+    for (i = 0; i < ARRAY_LEN(m); i++) {
+        if (m[i].spec->kind == SOCKSPEC_UNIX && m[i].spec->path[0] != '\0')
+            report(ld, 0, "%s: listen must be an inet: address (Prometheus scrapes over TCP)",
+                   m[i].what);
+        for (j = 0; j < i && m[i].spec->kind == SOCKSPEC_INET; j++)
+            if (m[j].spec->kind == SOCKSPEC_INET &&
+                strcmp(sockspec_format(m[i].spec, a, sizeof(a)),
+                       sockspec_format(m[j].spec, b, sizeof(b))) == 0)
+                report(ld, 0, "%s and %s: listen on the same address %s", m[j].what, m[i].what,
+                       a);
+    }
+}
+
 /* check_cross - rules that involve more than one key */
 static void
 check_cross(struct load *ld)
 {
     const struct config_flusher *f = &ld->cfg->flusher;
+
+    check_metrics(ld);
 
     check_listen(ld, "milter", &ld->cfg->milter.listen, true);
     if (ld->cfg->policyd.listen.count + ld->cfg->policyd.trusted_listen.count == 0)

@@ -33,6 +33,13 @@ struct config_names {             /* a list of user names */
     char name[CONFIG_NAMES_MAX][CONFIG_NAME_MAX];
 };
 
+/* metrics { listen = "inet:HOST:PORT" } in a daemon's section: its
+ * Prometheus endpoint (metrics_http.h); unset (kind != SOCKSPEC_INET) =
+ * no metrics, the default */
+struct config_metrics {
+    struct sockspec listen;
+};
+
 struct config_milter {
     struct config_listen listen;      /* default unix:/run/autoturn/milter.sock:0660 */
     char user[CONFIG_NAME_MAX];       /* default "autoturn" */
@@ -40,6 +47,7 @@ struct config_milter {
     char socket_group[CONFIG_NAME_MAX]; /* group of UNIX sockets, e.g. "postfix"; "" = keep */
     uint64_t timeout;                 /* libmilter timeout, seconds; default 5m */
     uint64_t max_recipients;          /* held recipients per message; default 1000 */
+    struct config_metrics metrics;
 };
 
 struct config_policyd {
@@ -58,6 +66,7 @@ struct config_policyd {
     uint64_t grant_ttl;               /* seconds; default 180m */
     char grant_file[PATH_MAX];        /* default /var/lib/autoturn/grants */
     uint64_t notify_interval;         /* AutoTURN dedup per address; default 60s */
+    struct config_metrics metrics;
 };
 
 struct config_hello {
@@ -110,6 +119,7 @@ struct config_flusher {
     char postmaster[CONFIG_TEXT_MAX]; /* double-bounce recipient; default postmaster */
     struct config_hello hello;
     struct config_odmr odmr;
+    struct config_metrics metrics;
 };
 
 struct config {

@@ -216,7 +216,7 @@ errbuf_set_errno(struct errbuf *e, const char *fmt, ...)
 void
 fd_close_except(const int *keep, size_t n)
 {
-    unsigned v[8], lo = 3, t;
+    unsigned v[16], lo = 3, t;
     size_t i, j, k = 0;
 
     for (i = 0; i < n && k < ARRAY_LEN(v); i++)

@@ -21,6 +21,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "milter.h"
 #include "util.h"
 
@@ -29,6 +30,7 @@
 struct milter_state milter;
 static struct config milter_cfg;
 static const char *milter_config_path;
+static struct metrics_http *metrics;
 
 /* check_config - what the milter needs beyond what config_load checks. */
 static void
@@ -57,6 +59,7 @@ setup_state(const struct config *cfg)
     if ((milter.db = custdb_new(cfg->customers_table)) == NULL ||
         (milter.spool = spool_new(cfg->spool_dir)) == NULL)
         log_fatalx("out of memory");
+    custdb_report_metrics(milter.db);
     custdb_set_check_interval(milter.db, cfg->customers_check_interval > UINT_MAX
                               ? UINT_MAX : (unsigned)cfg->customers_check_interval);
     if (custdb_refresh(milter.db, &err) < 0)
@@ -127,6 +130,7 @@ main(int argc, char **argv)
 {
     char conn[MILTER_CONN_MAX];
     struct daemon_opts o;
+    struct errbuf err;
     int rc;
 
     daemon_parse_args(argc, argv, MILTER_PROG,
@@ -134,6 +138,8 @@ main(int argc, char **argv)
     daemon_start(&o, MILTER_PROG, &milter_cfg);
     milter_config_path = o.config_path;
     check_config(&milter_cfg);
+    if (metrics_http_open(&milter_cfg.milter.metrics.listen, METRICS_MILTER, &metrics, &err) < 0)
+        log_fatalx("%s", err.msg);
     setup_state(&milter_cfg);
     open_socket(&milter_cfg, conn, sizeof(conn));
     daemon_detach(&o);
@@ -141,6 +147,8 @@ main(int argc, char **argv)
     if (geteuid() == 0 || getuid() == 0)
         log_fatalx("refusing to run as root");
     check_spool(&milter_cfg);
+    if (metrics_http_start(metrics, &err) < 0)
+        log_fatalx("%s", err.msg);
     log_info("starting: listening on %s, spool %s, table %s", conn, milter_cfg.spool_dir,
              milter_cfg.customers_table);
     signals_on_reload(reload);
@@ -148,6 +156,7 @@ main(int argc, char **argv)
     rc = smfi_main();
     daemon_stopping();
     log_info("stopping");
+    metrics_http_stop(metrics);
     custdb_free(milter.db);
     spool_free(milter.spool);
     return rc == MI_SUCCESS ? 0 : 1;

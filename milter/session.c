@@ -29,6 +29,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "milter.h"
 #include "util.h"
 
@@ -302,6 +303,8 @@ cb_data(SMFICTX *ctx)
     if (s == NULL)
         return SMFIS_TEMPFAIL;
     note_queue_id(ctx, s);
+    if (s->hold == NULL)
+        metrics_inc(METRIC_MILTER_MESSAGES, METRICS_PASSED);
     return s->hold == NULL ? SMFIS_ACCEPT : SMFIS_CONTINUE;   /* nothing held: done */
 }
 
@@ -309,8 +312,10 @@ cb_data(SMFICTX *ctx)
 static sfsistat
 write_fail(SMFICTX *ctx, struct session *s, const struct errbuf *err)
 {
-    if (!s->failed)
+    if (!s->failed) {
         log_warnx("%s: cannot store held mail: %s", qid(s), err->msg);
+        metrics_inc(METRIC_MILTER_MESSAGES, METRICS_TEMPFAILED);
+    }
     s->failed = true;
     hold_free(s->hold);          /* unlinks the temp files now */
     s->hold = NULL;
@@ -416,17 +421,21 @@ log_held(const struct session *s)
 static sfsistat
 finish(SMFICTX *ctx, struct session *s)
 {
+    struct timespec t0;
     struct errbuf err;
 
+    metrics_clock(&t0);
     if (ensure_open(ctx, s, &err) < 0 || hold_commit(s->hold, milter.spool, &err) < 0)
         return write_fail(ctx, s, &err);
     if (hold_foreach_raw(s->hold, delrcpt_one, ctx) != 0) {
         hold_rollback(s->hold, milter.spool);
         log_warnx("%s: smfi_delrcpt failed; held copies withdrawn", qid(s));
+        metrics_inc(METRIC_MILTER_MESSAGES, METRICS_TEMPFAILED);
         return reply(ctx, "451", "4.3.0", "Temporary failure holding mail, try again later",
                      SMFIS_TEMPFAIL);
     }
     log_held(s);
+    metrics_observe(METRIC_MILTER_HOLD_DURATION, 0, metrics_elapsed(&t0));
     return s->naccepted == hold_count(s->hold) ? SMFIS_DISCARD : SMFIS_CONTINUE;
 }
 
@@ -434,16 +443,20 @@ static sfsistat
 cb_eom(SMFICTX *ctx)
 {
     struct session *s = session_get(ctx);
+    bool held;
     sfsistat rc;
 
     if (s == NULL)
         return SMFIS_TEMPFAIL;
     note_queue_id(ctx, s);
-    if (s->hold == NULL)
+    held = s->hold != NULL;
+    if (!held)
         rc = s->failed ? reply(ctx, "451", "4.3.0", "Temporary failure storing held mail, "
                                "try again later", SMFIS_TEMPFAIL) : SMFIS_CONTINUE;
     else
         rc = finish(ctx, s);
+    if (rc != SMFIS_TEMPFAIL)     /* a tempfail was counted where it was decided */
+        metrics_inc(METRIC_MILTER_MESSAGES, held ? METRICS_HELD : METRICS_PASSED);
     message_reset(s);
     return rc;
 }

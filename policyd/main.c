@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -32,6 +33,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "peer.h"
 #include "policy.h"
 #include "policyd.h"
@@ -78,6 +80,7 @@ static struct {
 static struct listener listeners[CONFIG_LISTEN_MAX];
 static struct ev control_listener;
 static struct ev signal_ev;
+static struct metrics_http *metrics;
 
 /* --- connection list --- */
 
@@ -306,13 +309,34 @@ peer_text(const struct pconn *c, char *buf, size_t size)
     return buf;
 }
 
+/* count_decision - the request's metrics: its decision, by the action's
+ * kind, and the time since t0 */
+static void
+count_decision(const char *action, const struct timespec *t0)
+{
+    enum metrics_decision d = METRICS_REJECT;
+
+    if (!metrics_on())
+        return;
+    if (str_ieq(action, "OK"))
+        d = METRICS_OK;
+    else if (str_ieq(action, "DUNNO"))
+        d = METRICS_DUNNO;
+    else if (action[0] == '4' || strncasecmp(action, "DEFER", 5) == 0)
+        d = METRICS_DEFER;
+    metrics_inc(METRIC_POLICYD_REQUESTS, d);
+    metrics_observe(METRIC_POLICYD_REQUEST_DURATION, 0, metrics_elapsed(t0));
+}
+
 static int
 answer(struct policyd *pd, struct pconn *c)
 {
     char action[POLICY_REPLY_MAX - 16], reply[POLICY_REPLY_MAX], peer[PEER_TEXT_MAX];
+    struct timespec t0;
     ssize_t n;
     int len;
 
+    metrics_clock(&t0);
     if (!c->trusted && c->parser.req.sasl_username[0] != '\0' && !c->warned) {
         log_warnx("sasl_username=%s ignored from an untrusted peer (%s): no grant, no "
                   "customer tie; trust comes from trusted_users or trusted_listen",
@@ -320,6 +344,7 @@ answer(struct policyd *pd, struct pconn *c)
         c->warned = true;
     }
     decide_request(&pd->decide, &c->parser.req, c->trusted, pd->now, action, sizeof(action));
+    count_decision(action, &t0);
     if ((len = policy_format_reply(action, reply, sizeof(reply))) < 0) {
         log_warnx("reply does not fit; disconnecting");
         return -1;
@@ -459,10 +484,13 @@ static void
 open_sockets(struct policyd *pd, int *lfds)
 {
     const struct config_policyd *p = &pd->cfg.policyd;
+    struct errbuf err;
     size_t i;
 
     if (p->control.kind != SOCKSPEC_UNIX)
         log_fatalx("policyd control = must be a unix: socket");
+    if (metrics_http_open(&p->metrics.listen, METRICS_POLICYD, &metrics, &err) < 0)
+        log_fatalx("%s", err.msg);
     for (i = 0; i < p->listen.count; i++)
         lfds[i] = open_listener(&p->listen.spec[i], p, p->socket_group);
     for (i = 0; i < p->trusted_listen.count; i++)
@@ -488,6 +516,7 @@ start_state(struct policyd *pd)
              pd->cfg.policyd.grant_file);
     if ((pd->db = custdb_new(pd->cfg.customers_table)) == NULL)
         log_fatalx("out of memory");
+    custdb_report_metrics(pd->db);
     custdb_set_check_interval(pd->db, (unsigned)pd->cfg.customers_check_interval);
     if (custdb_refresh(pd->db, &err) < 0)
         log_warnx("customer table: %s (relay: DUNNO, ETRN: 4xx until it is usable)", err.msg);
@@ -595,6 +624,8 @@ tick(struct policyd *pd)
     grants_expire(pd->grants, pd->now);
     expire_idle(pd);
     control_expire(pd);
+    metrics_set(METRIC_POLICYD_GRANTS, 0, (double)grants_count(pd->grants));
+    metrics_set(METRIC_POLICYD_CONNECTIONS, 0, (double)conns.count);
     if (grants_snapshot_due(pd->grants, pd->now) &&
         grants_snapshot(pd->grants, pd->now, &err) < 0)
         log_warnx("grants: snapshot failed: %s", err.msg);
@@ -671,6 +702,7 @@ main(int argc, char **argv)
 {
     static struct policyd pd;
     struct daemon_opts o;
+    struct errbuf err;
     int lfds[CONFIG_LISTEN_MAX + 1];
 
     daemon_parse_args(argc, argv, PROG,
@@ -682,6 +714,8 @@ main(int argc, char **argv)
     start_state(&pd);
     trusted_users_load(&pd, &pd.cfg);
     start_loop(&pd, lfds);
+    if (metrics_http_start(metrics, &err) < 0)
+        log_fatalx("%s", err.msg);
     log_info("started: %zu policy listener(s), max_connections=%llu",
              pd.cfg.policyd.listen.count + pd.cfg.policyd.trusted_listen.count,
              (unsigned long long)pd.cfg.policyd.max_connections);
@@ -689,6 +723,7 @@ main(int argc, char **argv)
     run(&pd, o.config_path);
     daemon_stopping();
     log_info("stopping");
+    metrics_http_stop(metrics);
     shutdown_state(&pd);
     return 0;
 }

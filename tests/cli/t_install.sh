@@ -20,7 +20,9 @@ for f in "$prefix/sbin/autoturnctl" \
          "$prefix/share/doc/autoturn/control-protocol.md" \
          "$prefix/share/doc/autoturn/examples/fetchmailrc.odmr" \
          "$prefix/share/doc/autoturn/examples/postfix-main.cf.milter" \
-         "$prefix/share/doc/autoturn/examples/dovecot-post-login.sh"; do
+         "$prefix/share/doc/autoturn/examples/dovecot-post-login.sh" \
+         "$prefix/share/doc/autoturn/METRICS.md" \
+         "$prefix/share/doc/autoturn/examples/prometheus-rules.yml"; do
   [ -e "$WORK/root$f" ] && pass "installed $f" || fail "installed $f" "$(cd "$WORK/root" && find . | sort)"
 done
 [ -x "$WORK/root$prefix/sbin/autoturnctl" ] && pass "autoturnctl is executable" || fail "autoturnctl is executable"

@@ -140,6 +140,12 @@ test_defaults(void **state)
     assert_int_equal(cfg->flusher.odmr.account_failures, 5);
     assert_int_equal(cfg->flusher.odmr.account_delay, 1);
     assert_int_equal(cfg->flusher.odmr.account_delay_max, 60);
+    assert_int_equal(cfg->milter.metrics.listen.kind, SOCKSPEC_UNIX);   /* unset: metrics off */
+    assert_string_equal(cfg->milter.metrics.listen.path, "");
+    assert_int_equal(cfg->policyd.metrics.listen.kind, SOCKSPEC_UNIX);
+    assert_string_equal(cfg->policyd.metrics.listen.path, "");
+    assert_int_equal(cfg->flusher.metrics.listen.kind, SOCKSPEC_UNIX);
+    assert_string_equal(cfg->flusher.metrics.listen.path, "");
     x_free(cfg);
 }
 
@@ -206,6 +212,7 @@ check_full_flusher(const struct config_flusher *f)
     assert_int_equal(f->odmr.auth_delay, 3);
     assert_int_equal(f->odmr.max_auth_failures, 5);
     assert_int_equal(f->odmr.timeout, 420);
+    assert_string_equal(sockspec_format(&f->metrics.listen, buf, sizeof(buf)), "inet:*:9743");
 }
 
 static void
@@ -250,6 +257,10 @@ test_full(void **state)
     assert_int_equal(cfg->policyd.grant_ttl, 5400);
     assert_string_equal(cfg->policyd.grant_file, "/srv/autoturn/grants");
     assert_int_equal(cfg->policyd.notify_interval, 120);
+    assert_string_equal(sockspec_format(&cfg->milter.metrics.listen, buf, sizeof(buf)),
+                        "inet:127.0.0.1:9741");
+    assert_string_equal(sockspec_format(&cfg->policyd.metrics.listen, buf, sizeof(buf)),
+                        "inet:[::1]:9742");
     check_full_flusher(&cfg->flusher);
     x_free(cfg);
 }
@@ -314,7 +325,7 @@ test_example_uncommented(void **state)
     example_path(src, sizeof(src));
     assert_true((fd = mkstemp(dst)) >= 0);
     close(fd);
-    assert_int_equal(uncomment(src, dst), 69);        /* every key of the schema */
+    assert_int_equal(uncomment(src, dst), 72);        /* every key of the schema */
     assert_int_equal(config_load(dst, cfg, collect, &e), 0);
     assert_int_equal(e.n, 0);
     unlink(dst);
@@ -380,6 +391,14 @@ static const struct bad_case bad_cases[] = {
         ":12: bad value 'x#y' for 'user': not a valid user or group name",
         ":13: bad value 'g//h' for 'group': not a valid user or group name",
         ":15: bad duration '5x' for 'grant_ttl': unknown unit (use s, m, h, d or w)" } },
+    { "bad_metrics.conf", {
+        ":3: no such option 'port'" } },
+    { "bad_metrics_socket.conf", {
+        ":6: bad socket 'inet:127.0.0.1' for 'listen': missing port" } },
+    { "bad_metrics_cross.conf", {
+        ": milter.metrics: listen must be an inet: address (Prometheus scrapes over TCP)",
+        ": policyd.metrics and flusher.metrics: listen on the same address "
+        "inet:127.0.0.1:9741" } },
     { "bad_cross.conf", {
         ": milter: listen needs at least one address",
         ": flusher.hello: listen needs at least one address",
