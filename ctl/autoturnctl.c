@@ -35,6 +35,7 @@ static const struct command commands[] = {
     {"grants", cmd_grants, "", "list live grants"},
     {"flush", cmd_flush, "CUSTOMER [--to ADDR] [--wait]", "deliver held mail now"},
     {"status", cmd_status, "[CUSTOMER]", "what autoturn-flusher is doing"},
+    {"import", cmd_import, "RECIPE [--apply]", "move from qmail/serialmail, qsmtpd, ZMailer, vpopmail"},
 };
 
 static struct config loaded_config;

@@ -66,5 +66,11 @@ int cmd_revoke(struct cli_ctx *ctx);
 int cmd_grants(struct cli_ctx *ctx);
 int cmd_flush(struct cli_ctx *ctx);          /* cmd_flush.c: talk to autoturn-flusher */
 int cmd_status(struct cli_ctx *ctx);
+int cmd_import(struct cli_ctx *ctx);          /* import.c: move from an old recipe */
+
+struct ctl_msg;
+/* cli_policyd_ask - send req to autoturn-policyd's control socket
+ * (cmd_grants.c); prints any error; returns an exit code. */
+int cli_policyd_ask(struct cli_ctx *ctx, const struct ctl_msg *req, struct ctl_msg *final_r);
 
 #endif
