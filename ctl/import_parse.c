@@ -224,7 +224,7 @@ imp_parse_open_smtp(char *line, struct imp_tcprule *r, char **time_r, const char
 
 /* --- tcprules addresses --- */
 
-/* octet - 1..3 digits without a leading zero, at most 255; advances *s. */
+/* octet - 1..3 digits without a leading zero; advances *s. */
 static int
 octet(const char **s, unsigned *v)
 {
@@ -270,7 +270,7 @@ ipv4_rule(const char *s, struct ipnet *v, size_t max, size_t *n_r, const char **
     unsigned k, lo, hi;
 
     for (k = 0;; k++) {
-        if (k == 4 || octet(&s, &lo) < 0)
+        if (k == 4 || octet(&s, &lo) < 0 || lo > 255)
             return fail(why_r, bad);
         hi = lo;
         if (*s == '-') {
@@ -279,6 +279,8 @@ ipv4_rule(const char *s, struct ipnet *v, size_t max, size_t *n_r, const char **
                 return fail(why_r, bad);
             if (hi < lo)
                 return fail(why_r, "empty range (the end is below the start)");
+            if (hi > 255)
+                hi = 255;                  /* as tcprules does */
         }
         if (*s == '\0' && k != 3)
             return fail(why_r, "an incomplete address never matches (a prefix ends in '.')");
@@ -354,6 +356,17 @@ head_line(const char **p, const char *end, const char **line_r, size_t *len_r, b
     return 0;
 }
 
+static bool
+has_control(const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return true;
+    return false;
+}
+
 static int
 copy_addr(const char *s, size_t n, char *out, size_t size, const char *what, struct errbuf *err)
 {
@@ -381,11 +394,19 @@ imp_parse_head(const char *buf, size_t len, const char *prefix, char *sender, ch
         errbuf_set(err, "first line is not 'Return-Path: <SENDER>' (qmail-local writes it)");
         return -1;
     }
+    if (has_control(l, n)) {
+        errbuf_set(err, "control character in the Return-Path line");
+        return -1;
+    }
     if (copy_addr(l + sizeof(rp) - 1, n - sizeof(rp), sender, size, "sender", err) < 0)
         return -1;
     if (head_line(&p, end, &l, &n, &crlf2) < 0 || n < sizeof(dt) - 1 ||
         memcmp(l, dt, sizeof(dt) - 1) != 0) {
         errbuf_set(err, "second line is not 'Delivered-To: RECIPIENT' (qmail-local writes it)");
+        return -1;
+    }
+    if (has_control(l, n)) {
+        errbuf_set(err, "control character in the Delivered-To line");
         return -1;
     }
     l += sizeof(dt) - 1;
