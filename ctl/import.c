@@ -28,7 +28,7 @@
 
 #define JOURNAL_NAME ".import-journal"
 
-enum { R_QMAIL = 1, R_QSMTPD = 2, R_ZMAILER = 4, R_VPOPMAIL = 8, R_MAIL = 7, R_ALL = 15 };
+enum { R_QMAIL = 1, R_QSMTPD = 2, R_ZMAILER = 4, R_VPOPMAIL = 8, R_MAIL = 3, R_CUST = 7 };
 
 static const struct imp_recipe recipes[] = {
     {"qmail-autoturn", true, true, import_qmail_scan, NULL, NULL},
@@ -45,11 +45,11 @@ static const struct {
     unsigned recipes;
 } value_opts[] = {
     {"--journal", offsetof(struct imp_opts, journal), R_MAIL},
-    {"--port", offsetof(struct imp_opts, port), R_MAIL},
-    {"--tls", offsetof(struct imp_opts, tls), R_MAIL},
-    {"--max-bytes", offsetof(struct imp_opts, max_bytes), R_MAIL},
-    {"--max-messages", offsetof(struct imp_opts, max_messages), R_MAIL},
-    {"--max-age", offsetof(struct imp_opts, max_age), R_MAIL},
+    {"--port", offsetof(struct imp_opts, port), R_CUST},
+    {"--tls", offsetof(struct imp_opts, tls), R_CUST},
+    {"--max-bytes", offsetof(struct imp_opts, max_bytes), R_CUST},
+    {"--max-messages", offsetof(struct imp_opts, max_messages), R_CUST},
+    {"--max-age", offsetof(struct imp_opts, max_age), R_CUST},
     {"--qmail", offsetof(struct imp_opts, qmail_dir), R_QMAIL | R_QSMTPD},
     {"--autoturn-dir", offsetof(struct imp_opts, autoturn_dir), R_QMAIL},
     {"--user", offsetof(struct imp_opts, user), R_QMAIL},
@@ -636,12 +636,44 @@ report(const struct imp_plan *p, const struct imp_recipe *r, const char *frag, s
 
 /* --- --apply --- */
 
+/* open_journal - the journal (for writing and locked: write); exit code
+ * on failure. */
 static int
-apply_mail(struct imp_plan *p, struct imp_journal *j)
+open_journal(struct imp_plan *p, bool write, struct imp_journal **j_r)
+{
+    char path[PATH_MAX];
+    struct errbuf err;
+
+    if (p->o->journal != NULL)
+        (void)str_copy(path, sizeof(path), p->o->journal);
+    else if (path_join(path, sizeof(path), p->cfg->spool_dir, JOURNAL_NAME) < 0) {
+        cli_errx("import: %s/%s: path too long", p->cfg->spool_dir, JOURNAL_NAME);
+        return EXIT_USAGE;
+    }
+    if (imp_journal_open(path, write, j_r, &err) < 0) {
+        cli_errx("import: %s", err.msg);
+        return EXIT_CANTCREAT;
+    }
+    return EXIT_OK;
+}
+
+/* apply_mail - the journal again, now locked (an import that ran since
+ * the plan was made is seen), then the mail. */
+static int
+apply_mail(struct imp_plan *p)
 {
     struct imp_spool_result res;
+    struct imp_journal *j = NULL;
     struct errbuf err;
-    int rc = imp_spool_import(p, j, &res, &err);
+    size_t i;
+    int rc;
+
+    if ((rc = open_journal(p, true, &j)) != EXIT_OK)
+        return rc;
+    for (i = 0; i < p->nmsgs; i++)
+        p->msgs[i].done = imp_journal_has(j, p->msgs[i].tag);
+    rc = imp_spool_import(p, j, &res, &err);
+    imp_journal_close(j);
 
     if (rc < 0)
         cli_errx("import: %s", err.msg);
@@ -684,38 +716,18 @@ apply_source(struct imp_plan *p, const struct imp_source *s, const char *frag, s
 }
 
 static int
-apply(struct imp_plan *p, const struct imp_recipe *r, struct cli_ctx *ctx, struct imp_journal *j,
+apply(struct imp_plan *p, const struct imp_recipe *r, struct cli_ctx *ctx,
       const struct imp_source *s, const char *frag, size_t flen)
 {
     int rc = EXIT_OK;
 
-    if (r->mail && (rc = apply_mail(p, j)) != EXIT_OK)
+    if (r->mail && (rc = apply_mail(p)) != EXIT_OK)
         return rc;
     if (r->customers && (rc = apply_source(p, s, frag, flen)) != EXIT_OK)
         return rc;
     if (r->apply != NULL)
         rc = r->apply(p, ctx);
     return rc;
-}
-
-/* open_journal - the journal (locked with --apply); exit code on failure. */
-static int
-open_journal(struct imp_plan *p, struct imp_journal **j_r)
-{
-    char path[PATH_MAX];
-    struct errbuf err;
-
-    if (p->o->journal != NULL)
-        (void)str_copy(path, sizeof(path), p->o->journal);
-    else if (path_join(path, sizeof(path), p->cfg->spool_dir, JOURNAL_NAME) < 0) {
-        cli_errx("import: %s/%s: path too long", p->cfg->spool_dir, JOURNAL_NAME);
-        return EXIT_USAGE;
-    }
-    if (imp_journal_open(path, p->o->apply, j_r, &err) < 0) {
-        cli_errx("import: %s", err.msg);
-        return EXIT_CANTCREAT;
-    }
-    return EXIT_OK;
 }
 
 /* plan - scan, then every check; exit code (EXIT_OK: go on). */
@@ -740,7 +752,7 @@ plan(struct imp_plan *p, const struct imp_recipe *r, struct imp_source *s,
         cli_errx("import: %s", err.msg);
         return EXIT_IOERR;
     }
-    if (r->mail && (rc = open_journal(p, j)) != EXIT_OK)
+    if (r->mail && (rc = open_journal(p, false, j)) != EXIT_OK)
         return rc;
     check_mail(p, *j);
     check_age(p);
@@ -782,7 +794,7 @@ cmd_import(struct cli_ctx *ctx)
                  o.apply ? "nothing imported" : "--apply would refuse");
         rc = EXIT_DATAERR;
     } else if (o.apply)
-        rc = apply(&p, r, ctx, j, &s, frag, flen);
+        rc = apply(&p, r, ctx, &s, frag, flen);
 out:
     x_free(frag);
     imp_journal_close(j);

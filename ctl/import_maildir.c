@@ -268,8 +268,8 @@ scan_sub(struct imp_plan *p, size_t ci, const struct imp_maildir *md, const char
         return -1;
     }
     if ((d = opendir(dir)) == NULL) {
-        if (errno == ENOENT && strcmp(sub, "tmp") == 0)
-            return 0;
+        if (errno == ENOENT)
+            return 0;                      /* new/ or cur/ not made yet: nothing there */
         imp_error(p, dir, 0, "cannot open: %s", strerror(errno));
         return -1;
     }

@@ -180,16 +180,23 @@ odmr_port(const struct imp_plan *p)
     return ODMR_PORT;
 }
 
-/* quoted - s as a fetchmailrc string: '"' and '\' escaped. */
+/* quoted - s as the inside of a fetchmailrc "string": fetchmail's lexer
+ * ends a string at the first '"' whatever precedes it, and reads C
+ * escapes inside, so '"' is written \x22 and '\' is written \\. */
 static int
 quoted(const char *s, char *out, size_t size)
 {
     size_t o = 0;
 
     for (; *s != '\0'; s++) {
-        if (o + 3 >= size)
+        if (o + 5 >= size)
             return -1;
-        if (*s == '"' || *s == '\\')
+        if (*s == '"') {
+            memcpy(out + o, "\\x22", 4);
+            o += 4;
+            continue;
+        }
+        if (*s == '\\')
             out[o++] = '\\';
         out[o++] = *s;
     }

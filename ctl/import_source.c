@@ -277,17 +277,19 @@ compile_error(void *ctx, const char *msg)
         imp_error(x->p, FRAG_NAME, (unsigned)(line - x->s->lines), "%s", end + 2);
 }
 
-/* write_file - data then frag into a new file at path (mode 0600). */
+/* write_file - data then frag into a new file at path (mode 0600); the
+ * blank line that starts the fragment is left out of an empty source. */
 static int
 write_file(const char *path, const struct imp_source *s, const char *frag, size_t flen)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600), rc = 0;
+    size_t lead = s->len == 0 && flen > 0 && frag[0] == '\n';    /* no blank first line */
 
     if (fd < 0)
         return -1;
     if ((s->len > 0 && fd_write_all(fd, s->data, s->len) < 0) ||
         (s->len > 0 && s->data[s->len - 1] != '\n' && fd_write_all(fd, "\n", 1) < 0) ||
-        (flen > 0 && fd_write_all(fd, frag, flen) < 0) || fsync(fd) < 0)
+        (flen > 0 && fd_write_all(fd, frag + lead, flen - lead) < 0) || fsync(fd) < 0)
         rc = -1;
     if (close(fd) < 0)
         rc = -1;
