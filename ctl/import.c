@@ -416,7 +416,16 @@ parse_args(struct cli_ctx *ctx, struct imp_opts *o, const struct imp_recipe **r_
     return 0;
 }
 
-/* check_values - the values that go into every new customer. */
+/* host_ok - a host name, address or HOST/PORT as fetchmail reads it
+ * unquoted: nothing that could end the word or start another. */
+static bool
+host_ok(const char *s)
+{
+    return s[0] != '\0' && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                      "0123456789.-_:/[]") == strlen(s);
+}
+
+/* check_values - the values that go into every new customer or file. */
 static int
 check_values(const struct imp_opts *o)
 {
@@ -439,6 +448,10 @@ check_values(const struct imp_opts *o)
     if (o->odmr_port && (units_parse_uint(o->odmr_port, 65535, &v, &e) < 0 || v == 0))
         return cli_usage_error("import: bad --odmr-port '%s': a number from 1 to 65535",
                                o->odmr_port);
+    if (o->odmr_host && !host_ok(o->odmr_host))
+        return cli_usage_error("import: bad --odmr-host '%s': a host name or address", o->odmr_host);
+    if (o->smtphost && !host_ok(o->smtphost))
+        return cli_usage_error("import: bad --smtphost '%s': HOST or HOST/PORT", o->smtphost);
     return 0;
 }
 

@@ -70,6 +70,8 @@ run ctl import qmail-autoturn --max-bytes 5x
 expect "bad --max-bytes" 64 "" "autoturnctl: import: bad --max-bytes '5x': unknown unit (use k, m, g or t)"
 run ctl import qmail-autoturn --qmail
 expect "option without value" 64 "" "autoturnctl: import: --qmail needs a value"
+run ctl import qsmtpd --smtphost 'localhost" password "x'
+expect "a --smtphost that would change the fetchmailrc" 64 "" "autoturnctl: import: bad --smtphost 'localhost\" password \"x': HOST or HOST/PORT"
 run ctl import -h
 expect "import -h" 0 "usage: autoturnctl [-c FILE] import RECIPE [OPTIONS] [--apply]"
 run "$AUTOTURNCTL" --help
@@ -98,6 +100,8 @@ expect_line "old mail warned about" err "$Q/control/virtualdomains:3: warning: 3
 [ ! -e "$S/customers" ] && [ "$(find "$S/spool" -mindepth 1 | wc -l)" = 0 ] && diff -r "$S/orig" "$S/old" >/dev/null &&
   pass "dry run changes nothing" || fail "dry run changed something" "$(find "$S/spool" "$S/customers" 2>&1)"
 rm "$Q2/tmp/1765000999.4299.mx1.isp.example" "$S/orig/qmail/autoturn/127.0.0.2/tmp/1765000999.4299.mx1.isp.example"
+run ctl import qmail-autoturn --qmail "$Q" --hello
+expect_line "--hello with the Hello port off: said so" err "$S/autoturn.conf: warning: --hello: the Hello port is off here; set flusher { hello { enable = true } } (port 1789) so that the customers' connect-and-close still triggers delivery"
 
 # --- bad input: each error exact, --apply refuses, nothing moves ---
 # refused LABEL ERROR-LINE ARGS... : dry run and --apply both exit 65 with
