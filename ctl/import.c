@@ -578,24 +578,29 @@ check_mail(struct imp_plan *p, const struct imp_journal *j)
     }
 }
 
-/* check_age - mail the flusher's sweep would return at once. */
+/* check_age - mail the flusher's sweep would return at once (the plan's
+ * messages are sorted by customer: one pass). */
 static void
 check_age(struct imp_plan *p)
 {
-    uint64_t max_age, n;
+    uint64_t max_age = 0, n = 0;
     char num[32];
-    size_t i, k;
+    size_t k;
 
-    for (i = 0; i < p->ncust; i++) {
-        max_age = p->cust[i].max_age ? p->cust[i].max_age : p->cfg->flusher.max_age;
-        for (n = 0, k = 0; k < p->nmsgs && max_age > 0; k++)
-            n += p->msgs[k].cust == i && !p->msgs[k].done &&
-                 p->now - p->msgs[k].arrival > (time_t)max_age;
-        if (n > 0)
-            imp_note(p, p->cust[i].file, p->cust[i].line, "warning: %llu messages of %s are older "
-                     "than its max-age %s: the flusher's next sweep returns them to their "
-                     "senders (--max-age keeps them longer)", (unsigned long long)n,
-                     p->cust[i].name, units_format_duration(max_age, num, sizeof(num)));
+    for (k = 0; k < p->nmsgs; k++) {
+        const struct imp_msg *m = &p->msgs[k];
+        const struct imp_customer *c = &p->cust[m->cust];
+
+        if (k == 0 || m->cust != p->msgs[k - 1].cust) {
+            max_age = c->max_age ? c->max_age : p->cfg->flusher.max_age;
+            n = 0;
+        }
+        n += !m->done && max_age > 0 && p->now - m->arrival > (time_t)max_age;
+        if (n > 0 && (k + 1 == p->nmsgs || p->msgs[k + 1].cust != m->cust))
+            imp_note(p, c->file, c->line, "warning: %llu messages of %s are older than its "
+                     "max-age %s: the flusher's next sweep returns them to their senders "
+                     "(--max-age keeps them longer)", (unsigned long long)n, c->name,
+                     units_format_duration(max_age, num, sizeof(num)));
     }
 }
 
