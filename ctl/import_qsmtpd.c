@@ -333,6 +333,10 @@ import_qsmtpd_scan(struct imp_plan *p)
     rc = imp_read_lines(p, pw, password_line, &lc);
     for (i = 0; i < p->ncust; i++)
         check_rc(p, &p->cust[i]);
+    if (p->ncust > 0 && !p->cfg->flusher.odmr.enable)
+        imp_note(p, p->cfg->file[0] ? p->cfg->file : "autoturn.conf", 0, "warning: ODMR is off "
+                 "here; set flusher { odmr { enable = true } } (port 366) for the customers' "
+                 "fetchmail");
     for (i = 0; i < q.nvd; i++) {
         x_free(q.vd[i].domain);
         x_free(q.vd[i].prefix);

@@ -127,6 +127,7 @@ imp_source_load(struct imp_plan *p, struct imp_source *s)
 
     memset(s, 0, sizeof(*s));
     s->path = p->cfg->customers_source;
+    (void)str_copy(s->real, sizeof(s->real), s->path);
     if ((fd = open(s->path, O_RDONLY | O_CLOEXEC)) < 0) {
         if (errno == ENOENT)
             return 0;
@@ -134,6 +135,8 @@ imp_source_load(struct imp_plan *p, struct imp_source *s)
         return -1;
     }
     s->exists = true;
+    if (realpath(s->path, s->real) == NULL)
+        (void)str_copy(s->real, sizeof(s->real), s->path);
     if (fstat(fd, &s->st) < 0 || read_all(fd, s) < 0) {
         imp_error(p, s->path, 0, "read error: %s", strerror(errno));
         close(fd);
@@ -340,22 +343,23 @@ unchanged(const struct imp_source *s)
 {
     struct stat st;
 
-    if (stat(s->path, &st) < 0)
+    if (stat(s->real, &st) < 0)
         return !s->exists && errno == ENOENT;
     return s->exists && st.st_size == s->st.st_size && st.st_mtim.tv_sec == s->st.st_mtim.tv_sec &&
            st.st_mtim.tv_nsec == s->st.st_mtim.tv_nsec && st.st_ino == s->st.st_ino;
 }
 
-/* replace - source + fragment into place. */
+/* replace - source + fragment into place (the file a symbolic link
+ * points to, not the link). */
 static int
 replace(const struct imp_source *s, const char *frag, size_t flen, struct errbuf *err)
 {
     char tmp[PATH_MAX], copy[PATH_MAX];
     mode_t mode = s->exists ? s->st.st_mode & 07777 : 0640;
 
-    if (str_printf(tmp, sizeof(tmp), "%s.import-%ld", s->path, (long)getpid()) < 0 ||
-        str_copy(copy, sizeof(copy), s->path) < 0) {
-        errbuf_set(err, "%s: path too long", s->path);
+    if (str_printf(tmp, sizeof(tmp), "%s.import-%ld", s->real, (long)getpid()) < 0 ||
+        str_copy(copy, sizeof(copy), s->real) < 0) {
+        errbuf_set(err, "%s: path too long", s->real);
         return -1;
     }
     if (write_file(tmp, s, frag, flen) < 0 || chmod(tmp, mode) < 0 ||
@@ -364,13 +368,13 @@ replace(const struct imp_source *s, const char *frag, size_t flen, struct errbuf
         (void)unlink(tmp);
         return -1;
     }
-    if (rename(tmp, s->path) < 0) {
-        errbuf_set_errno(err, "cannot rename %s to %s", tmp, s->path);
+    if (rename(tmp, s->real) < 0) {
+        errbuf_set_errno(err, "cannot rename %s to %s", tmp, s->real);
         (void)unlink(tmp);
         return -1;
     }
     if (fsync_dir(dirname(copy)) < 0) {
-        errbuf_set_errno(err, "cannot sync the directory of %s", s->path);
+        errbuf_set_errno(err, "cannot sync the directory of %s", s->real);
         return -1;
     }
     return 0;

@@ -9,6 +9,7 @@
 #ifndef AUTOTURN_CTL_IMPORT_SOURCE_H
 #define AUTOTURN_CTL_IMPORT_SOURCE_H
 
+#include <limits.h>
 #include <sys/stat.h>
 
 #include "custdb_compile.h"
@@ -16,6 +17,7 @@
 
 struct imp_source {
     const char *path;
+    char real[PATH_MAX];        /* the file replaced: path with symbolic links resolved */
     bool exists;
     char *data;                 /* the whole file */
     size_t len;

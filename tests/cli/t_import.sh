@@ -282,6 +282,7 @@ expect "qsmtpd dry run" 0 "    trigger      atrn"
 secret=$(printf '%s' 'dial-up:"26\45"' | "$AUTOTURNCTL" secret)
 expect_line "the password became our stored secret" out "    secret       $secret"
 expect_line "fetchmailrc announced" out "#   $S/rc/fetchmailrc.roamer"
+expect_line "ODMR off in the configuration: said so" err "$S/autoturn.conf: warning: ODMR is off here; set flusher { odmr { enable = true } } (port 366) for the customers' fetchmail"
 [[ "$OUT$ERR" != *'26\45'* ]] && pass "the password is not shown" || fail "password shown" "$OUT"
 run ctl import qsmtpd --qmail "$P" --rc-dir "$S/rc" --odmr-port 2366 --apply
 expect "qsmtpd --apply" 0 "$S/rc/fetchmailrc.roamer: written (mode 0600): give it to roamer as ~/.fetchmailrc"
@@ -320,8 +321,12 @@ want=$(printf '%s\n' "customer mail.client.dom" "    # from $Z:2" "    domain   
   "    # from $Z:5" "    domain       etrn.example .etrn.example" "    delivery     host 127.0.0.3" "    trigger      etrn")
 got=$(printf '%s\n' "$OUT" | grep -v '^#' | grep -v '^$')
 [ "$got" = "$want" ] && pass "zmailer fragment: one customer per target, host / mx / address" || fail "zmailer fragment" "$got"
+printf '# our customers\n' >"$S/customers.real"
+ln -s customers.real "$S/customers"
 run ctl import zmailer-routes --routes "$Z" --apply
 expect "zmailer --apply" 0 "$S/customers -> $S/lib/customers.cdb: 3 customers, 5 domains, 0 networks"
+[ -L "$S/customers" ] && head -1 "$S/customers.real" | grep -qx '# our customers' && grep -qx 'customer 127.0.0.3' "$S/customers.real" &&
+  pass "a source that is a symbolic link: the file it points to is appended to" || fail "symlinked source" "$(ls -l "$S")"
 run ctl lookup domain a.client.dom
 expect "ETRN customer in the table" 0 "a.client.dom: customer mail.client.dom (rule .client.dom)"
 printf 'bad.example\tsmtp-etrn\n' >>"$Z"
