@@ -200,7 +200,7 @@ block(struct sbuf *b, const struct imp_plan *p, const struct imp_customer *c)
         sb_printf(b, "    address      %s\n", c->address);
     if (c->delivery[0] != '\0')
         sb_printf(b, "    delivery     %s\n", c->delivery);
-    sb_printf(b, "    trigger      %s\n", c->trigger);
+    sb_printf(b, "    trigger      %s\n", c->trigger ? c->trigger : "none");   /* none: after an error */
     if (c->secret[0] != '\0')
         sb_printf(b, "    secret       %s\n", c->secret);
     block_options(b, p->o);

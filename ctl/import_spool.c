@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ struct run {
     bool as_owner;                /* switch effective ids around spool work */
     uid_t uid;
     gid_t gid;
+    gid_t *groups;                /* root's supplementary groups, restored after */
+    int ngroups;
     struct tagged *tags;          /* import tags in the current customer's spool */
     size_t ntags;
     char *dirs[SYNC_DIRS_MAX];    /* source directories to sync */
@@ -59,15 +62,25 @@ owner_of(struct run *x, struct errbuf *err)
     x->as_owner = geteuid() == 0 && st.st_uid != 0;
     x->uid = st.st_uid;
     x->gid = st.st_gid;
+    if (!x->as_owner)
+        return 0;
+    if ((x->ngroups = getgroups(0, NULL)) < 0 ||
+        (x->groups = x_reallocarray(NULL, (size_t)x->ngroups + 1, sizeof(gid_t))) == NULL ||
+        (x->ngroups = getgroups(x->ngroups, x->groups)) < 0) {
+        errbuf_set_errno(err, "getgroups");
+        return -1;
+    }
     return 0;
 }
 
+/* become_owner - the spool owner's effective ids and only its group
+ * (setgroups first, as a process that changes its ids should). */
 static int
 become_owner(const struct run *x, struct errbuf *err)
 {
     if (!x->as_owner)
         return 0;
-    if (setegid(x->gid) < 0 || seteuid(x->uid) < 0) {
+    if (setgroups(1, &x->gid) < 0 || setegid(x->gid) < 0 || seteuid(x->uid) < 0) {
         errbuf_set_errno(err, "cannot become uid %ld gid %ld (the spool's owner)", (long)x->uid,
                          (long)x->gid);
         return -1;
@@ -75,12 +88,13 @@ become_owner(const struct run *x, struct errbuf *err)
     return 0;
 }
 
+/* become_root - back to root with its own groups. */
 static int
 become_root(const struct run *x, struct errbuf *err)
 {
     if (!x->as_owner)
         return 0;
-    if (seteuid(0) < 0 || setegid(0) < 0) {
+    if (seteuid(0) < 0 || setegid(0) < 0 || setgroups((size_t)x->ngroups, x->groups) < 0) {
         errbuf_set_errno(err, "cannot return to root");
         return -1;
     }
@@ -334,7 +348,7 @@ int
 imp_spool_import(struct imp_plan *p, struct imp_journal *j, struct imp_spool_result *r,
                  struct errbuf *err)
 {
-    struct run x = { p, j, r, NULL, false, 0, 0, NULL, 0, {NULL}, 0 };
+    struct run x = { p, j, r, NULL, false, 0, 0, NULL, 0, NULL, 0, {NULL}, 0 };
     size_t i, first;
     int rc = 0;
 
@@ -352,6 +366,7 @@ imp_spool_import(struct imp_plan *p, struct imp_journal *j, struct imp_spool_res
         rc = import_customer(&x, p->msgs[first].cust, first, i, err);
     }
     x_free(x.tags);
+    x_free(x.groups);
     spool_free(x.sp);
     return rc;
 }

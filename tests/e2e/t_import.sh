@@ -159,7 +159,7 @@ denied 127.0.0.6 && pass "127.0.0.6 may not relay before the import" || fail "re
 run e2e_ctl import vpopmail-roaming --vpopmail-etc "$D/vpop" --relay-clear-minutes 1 --apply
 expect "import vpopmail-roaming --apply" 0 "1 grants made"
 expect_line "the expired login is not granted" err "$D/vpop/open-smtp:2: not imported: the login of 127.0.0.7 at $(date -d @$((now - 90)) '+%Y-%m-%d %H:%M:%S') has expired"
-grep -Eq 'grant: ip=127.0.0.6, user=\(none\), customer=\(none\), source=control, ttl=(1?[0-9])s' "$D/policyd.log" &&
+grep -Eq 'grant: ip=127\.0\.0\.6, .*ttl=1?[0-9]s' "$D/policyd.log" &&
   pass "policyd: a grant for what was left of the login's minute" || fail "grant log" "$(grep grant: "$D/policyd.log")"
 [ "$(relay 127.0.0.6)" = "RCPT 250" ] && pass "127.0.0.6 relays through Postfix" || fail "grant relays" "$(relay 127.0.0.6)"
 denied 127.0.0.7 && pass "127.0.0.7 (expired login) may not relay" || fail "expired relays" "$(relay 127.0.0.7)"
