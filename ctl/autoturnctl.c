@@ -43,6 +43,7 @@ static const struct command commands[] = {
     {"config", cmd_config, "[-n] [NAME...]", "effective settings (-n: non-defaults)"},
     {"customer", cmd_customer, "add NAME [--KEY VALUE]...|remove NAME",
      "edit the customer source and compile it"},
+    {"import", cmd_import, "RECIPE [--apply]", "move from qmail/serialmail, qsmtpd, ZMailer, vpopmail"},
 };
 
 /* the listing commands, which take --json */

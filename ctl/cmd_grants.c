@@ -253,3 +253,11 @@ cmd_grants(struct cli_ctx *ctx)
         printf("no live grants\n");
     return rc;
 }
+
+/* cli_policyd_ask - one request to autoturn-policyd's control socket (for
+ * autoturnctl import); errors printed, exit code returned. */
+int
+cli_policyd_ask(struct cli_ctx *ctx, const struct ctl_msg *req, struct ctl_msg *final_r)
+{
+    return ask(ctx, req, NULL, NULL, final_r);
+}

@@ -80,5 +80,11 @@ int cmd_hold(struct cli_ctx *ctx);
 int cmd_release(struct cli_ctx *ctx);
 int cmd_config(struct cli_ctx *ctx);         /* cmd_config.c */
 int cmd_customer(struct cli_ctx *ctx);       /* cmd_customer.c: add/remove in the source */
+int cmd_import(struct cli_ctx *ctx);          /* import.c: move from an old recipe */
+
+struct ctl_msg;
+/* cli_policyd_ask - send req to autoturn-policyd's control socket
+ * (cmd_grants.c); prints any error; returns an exit code. */
+int cli_policyd_ask(struct cli_ctx *ctx, const struct ctl_msg *req, struct ctl_msg *final_r);
 
 #endif

@@ -18,6 +18,7 @@ for f in "$prefix/sbin/autoturnctl" \
          "$etc/customers.example" \
          "$prefix/share/doc/autoturn/spool-format.md" \
          "$prefix/share/doc/autoturn/control-protocol.md" \
+         "$prefix/share/doc/autoturn/MIGRATION.md" \
          "$prefix/share/doc/autoturn/examples/fetchmailrc.odmr" \
          "$prefix/share/doc/autoturn/examples/postfix-main.cf.milter" \
          "$prefix/share/doc/autoturn/examples/dovecot-post-login.sh" \
