@@ -33,6 +33,7 @@ struct netio {
     int fd;                           /* -1: none */
     SSL *ssl;                         /* NULL: plain text */
     bool broken;                      /* an I/O error happened: no more traffic */
+    bool closed;                      /* ...and it was the peer closing (EOF, reset) */
     bool skipping;                    /* discarding the rest of an over-long line */
     bool quickack;                    /* acknowledge every read at once (netio_set_quickack) */
     char peer[NETIO_PEER_MAX];        /* "host[addr]:port" for messages */

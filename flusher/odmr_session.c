@@ -564,6 +564,12 @@ cmd_atrn(struct session *s, char *arg)
         refuse(s, "530 5.7.0 Authentication required");
         return;
     }
+    if (s->cust->tls == TLS_ENCRYPT && !s->tls) {
+        /* "tls encrypt" for ODMR: the turned-around session never starts
+         * TLS itself (deliver.c), so this one must already be encrypted */
+        refuse(s, "530 5.7.0 Must issue a STARTTLS command first");
+        return;
+    }
     if (netio_pending(&s->io) != 0) {
         refuse(s, "503 5.5.1 ATRN must be the last command sent");
         return;
