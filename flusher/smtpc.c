@@ -478,6 +478,11 @@ smtpc_open(const struct sockaddr *addr, socklen_t addrlen, const char *host,
     reply_reset(r);
     if ((c = smtpc_new(-1, host, opts, err)) == NULL)
         return -1;
+    /* Postfix's smtpd answers a pipelined MAIL/RCPT/BDAT group in two
+     * writes with Nagle on: the second waits for our ACK of the first,
+     * which the kernel would delay ~40 ms (bench/chunking.sh: 20 -> 226
+     * msg/s); DATA gains too */
+    netio_set_quickack(&c->io);
     if (tcp_connect(c, addr, addrlen, err) < 0 || session(c, r, err) < 0) {
         smtpc_free(c);
         return -1;

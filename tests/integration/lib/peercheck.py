@@ -96,10 +96,21 @@ def has(peer, rcpt):
     return 1
 
 
+def val(h):
+    """a header value as text: raw UTF-8 bytes (RFC 6532) come back as they were"""
+    if h is None:
+        return ''
+    s = str(h)
+    try:
+        return s.encode('utf-8', 'surrogateescape').decode('utf-8').strip()
+    except UnicodeError:
+        return s.strip()
+
+
 def check_dsn(dsndir, action, rcpt, status, diag, remote):
     found = []
     for f in sorted(glob.glob(os.path.join(dsndir, '*.msg'))):
-        msg = email.message_from_bytes(open(f, 'rb').read(), policy=email.policy.compat32)
+        msg = email.message_from_bytes(open(f, 'rb').read(), policy=email.policy.default)
         if msg.get_content_type() != 'multipart/report':
             continue
         for part in msg.walk():
@@ -107,7 +118,7 @@ def check_dsn(dsndir, action, rcpt, status, diag, remote):
                 continue
             blocks = part.get_payload()      # per-message, then per-recipient
             for b in blocks[1:]:
-                if (b.get('Final-Recipient') or '').strip() == 'rfc822; ' + rcpt:
+                if val(b.get('Final-Recipient')) == 'rfc822; ' + rcpt:
                     found.append((f, msg, blocks[0], b))
     if not found:
         return 'no such DSN'
@@ -115,23 +126,23 @@ def check_dsn(dsndir, action, rcpt, status, diag, remote):
         return '%d DSNs for %s' % (len(found), rcpt)
     f, msg, per_msg, b = found[0]
     errs = []
-    if (b.get('Action') or '').strip() != action:
+    if val(b.get('Action')) != action:
         errs.append('Action %r' % b.get('Action'))
-    if (b.get('Status') or '').strip() != status:
+    if val(b.get('Status')) != status:
         errs.append('Status %r' % b.get('Status'))
-    dc = re.sub(r'\s+', ' ', b.get('Diagnostic-Code') or '')
+    dc = re.sub(r'\s+', ' ', val(b.get('Diagnostic-Code')))
     if not dc.startswith(diag):
         errs.append('Diagnostic-Code %r' % dc)
-    if remote not in (b.get('Remote-MTA') or ''):
+    if remote not in val(b.get('Remote-MTA')):
         errs.append('Remote-MTA %r' % b.get('Remote-MTA'))
-    if msg.get('From', '').find('MAILER-DAEMON@flusher.autoturn.test') < 0:
+    if val(msg.get('From')).find('MAILER-DAEMON@flusher.autoturn.test') < 0:
         errs.append('From %r' % msg.get('From'))
     if action == 'relayed':
-        if (per_msg.get('Original-Envelope-Id') or '').strip() != 'env+1':
+        if val(per_msg.get('Original-Envelope-Id')) != 'env+1':
             errs.append('Original-Envelope-Id %r' % per_msg.get('Original-Envelope-Id'))
-        if (b.get('Original-Recipient') or '').strip() != 'rfc822;' + rcpt:
+        if val(b.get('Original-Recipient')) != 'rfc822;' + rcpt:
             errs.append('Original-Recipient %r' % b.get('Original-Recipient'))
-        if msg.get('Subject') != 'Successful Mail Delivery Report':
+        if val(msg.get('Subject')) != 'Successful Mail Delivery Report':
             errs.append('Subject %r' % msg.get('Subject'))
     return '; '.join(errs) if errs else 'ok'
 

@@ -19,7 +19,6 @@
 #   ex_start DIR ADDR PORT [LINE...]   Exim; LINEs go into its main section
 #   os_start DIR ADDR PORT [LINE...]   OpenSMTPD; LINEs go into smtpd.conf
 #   peer_stop DIR            stop the peer started in DIR
-#   peer_files DIR           the delivered files
 PEER_CACHE=${AUTOTURN_PEER_CACHE:-/var/cache/autoturn-tests}
 PEER_LIBS_exim="libidn12"
 PEER_LIBS_opensmtpd="libevent-2.1-7"
@@ -86,10 +85,6 @@ peer_run() {
   echo $! >"$dir/ns.pid"
 }
 
-peer_files() {
-  find "$1/mail/new" "$1/mail/cur" -type f 2>/dev/null
-}
-
 ex_start() {
   local dir=$1 addr=$2 port=$3 root=$PEER_CACHE/exim/root line; shift 3
   peer_fetch exim exim4-daemon-light exim4-base exim4-config || return 1
@@ -110,6 +105,7 @@ ex_start() {
     echo "domainlist local_domains = virt.dom"
     echo "acl_smtp_rcpt = acl_check_rcpt"
     echo "message_size_limit = 50M"
+    echo "smtp_accept_queue_per_connection = 0"   # deliver every message at once, no queue runner
     for line in "$@"; do echo "$line"; done
     cat <<CF
 begin acl
