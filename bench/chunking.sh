@@ -11,7 +11,7 @@
 #   large  LARGE x 1 MiB (BDAT after the envelope replies; no dot-stuffing
 #          scan on either side)
 # Prints the median msg/s of each, BDAT / DATA, and the CPU time per
-# message of the flusher and of Postfix's smtpd + cleanup (which the
+# message of the flusher and of the customer's Postfix (which the
 # machine's load changes less than the wall clock). The default of
 # autoturn.conf's "chunking" is whichever is faster (docs/PERFORMANCE.md).
 #
@@ -132,14 +132,14 @@ PY
 }
 
 # pf_cpu - CPU seconds (user + system) used so far by the customer
-# Postfix's smtpd and cleanup processes (they live across sessions)
+# Postfix's processes: master's reaped children (cutime + cstime: smtpd and
+# cleanup processes that exited) plus the live children's own
 pf_cpu() {
-  local master p sum=0
+  local master p sum
   master=$(tr -d ' ' <"$pf/queue/pid/master.pid")
+  sum=$(awk '{ print $16 + $17 }' "/proc/$master/stat")
   for p in $(pgrep -P "$master"); do
-    case $(cat "/proc/$p/comm" 2>/dev/null) in
-      smtpd|cleanup) sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0))) ;;
-    esac
+    sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
   done
   echo "$sum / $(getconf CLK_TCK)" | bc -l
 }
@@ -174,7 +174,7 @@ for size in small large; do
   for r in $(seq 1 "$rounds"); do
     for mode in bdat data; do
       set -- $(drain "$mode" "$size" "$n")
-      say "$size round $r $mode: $n messages in $1 s (CPU: flusher $2 s, Postfix smtpd+cleanup $3 s)"
+      say "$size round $r $mode: $n messages in $1 s (CPU: flusher $2 s, Postfix $3 s)"
       t[$size.$mode]="${t[$size.$mode]:-} $1"
       fc[$size.$mode]="${fc[$size.$mode]:-} $2"
       pc[$size.$mode]="${pc[$size.$mode]:-} $3"
