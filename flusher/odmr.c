@@ -425,7 +425,7 @@ check_secret(struct bsess *s, const struct customer *c, const struct ctl_msg *m,
 }
 
 static void
-auth_ok(struct odmr *o, struct bsess *s, const char *user, time_t now)
+auth_ok(struct odmr *o, struct bsess *s, const char *user, const struct customer *c, time_t now)
 {
     struct ctl_msg m;
 
@@ -434,6 +434,9 @@ auth_ok(struct odmr *o, struct bsess *s, const char *user, time_t now)
     odmr_limits_good(o->limits, user, &s->addr, now);
     ctl_reply_ok(&m);
     (void)ctl_msg_add(&m, "customer", s->customer);
+    /* tls encrypt: ATRN only inside TLS (the turned connection never starts TLS) */
+    (void)ctl_msg_add(&m, "tls", c->tls == TLS_ENCRYPT ? "encrypt" : c->tls == TLS_MAY ? "may"
+                                                                                    : "none");
     reply(o, s, &m, -1);
 }
 
@@ -525,7 +528,7 @@ req_auth(struct odmr *o, struct bsess *s, const struct ctl_msg *m, time_t now)
     else
         (void)check_secret(s, NULL, m, cram, &e);   /* the same work as a known name */
     if (c != NULL && ok)
-        auth_ok(o, s, name, now);
+        auth_ok(o, s, name, c, now);
     else
         auth_failed(o, s, name, mech, why, now);
     customer_free(c);

@@ -62,6 +62,7 @@ struct session {
     bool ehlo;                      /* EHLO seen (again after STARTTLS) */
     bool tls;                       /* TLS is on */
     char customer[CUSTOMER_NAME_MAX + 1];   /* as the broker authenticated it; "" before */
+    bool tls_required;              /* the customer has "tls encrypt" (the broker says) */
     int64_t preauth_deadline;       /* ms: AUTH must have succeeded by then */
     unsigned commands, errors;
     bool done;                      /* close the connection */
@@ -264,11 +265,12 @@ broker(struct session *s, const struct ctl_msg *req, struct ctl_msg *ans, int *p
 /* --- AUTH --- */
 
 static void
-authenticated(struct session *s, const char *user, const char *mech)
+authenticated(struct session *s, const char *user, const char *mech, const char *tls)
 {
     static const char line[] = "AUTHOK\n";
 
     (void)str_copy(s->customer, sizeof(s->customer), user);   /* the broker checked it */
+    s->tls_required = tls != NULL && strcmp(tls, "encrypt") == 0;
     set_who(s);
     if (fd_write_all(s->a->status_fd, line, sizeof(line) - 1) < 0)
         log_warn("odmr: %s: status pipe", s->who);
@@ -284,7 +286,7 @@ verdict(struct session *s, const struct ctl_msg *ans, const char *user, const ch
     uint64_t d = 0;
 
     if (strcmp(ans->verb, "OK") == 0) {
-        authenticated(s, user, mech);
+        authenticated(s, user, mech, ctl_msg_get(ans, "tls"));
         return;
     }
     if (delay != NULL && units_parse_uint(delay, 3600, &d, &e) == 0 && d > 0)
@@ -662,6 +664,12 @@ cmd_atrn(struct session *s, char *arg)
     if (s->customer[0] == '\0') {
         log_warnx("odmr: %s: ATRN without AUTH", s->who);
         refuse(s, "530 5.7.0 Authentication required");
+        return;
+    }
+    if (s->tls_required && !s->tls) {
+        /* "tls encrypt" for ODMR: the turned-around session never starts
+         * TLS itself (deliver.c), so this one must already be encrypted */
+        refuse(s, "530 5.7.0 Must issue a STARTTLS command first");
         return;
     }
     if (netio_pending(&s->io) != 0) {

@@ -61,22 +61,6 @@ struct dsn_set {
 
 /* --- NOTIFY= (RFC 3461) --- */
 
-/* notify_wants - does a recipient with these params want a DSN of this
- * kind ("FAILURE", "DELAY")? No NOTIFY (or an unreadable one): yes. */
-
-static bool
-notify_wants(const char *params, const char *kind, char *val, size_t size)
-{
-    char *tok, *save = NULL;
-
-    if (envelope_param(params, "NOTIFY", val, size) != 1)
-        return true;
-    for (tok = strtok_r(val, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save))
-        if (str_ieq(tok, kind))
-            return true;
-    return false;
-}
-
 static void
 dsn_set_free(struct dsn_set *ds)
 {
@@ -91,7 +75,6 @@ static int
 dsn_set_build(struct dsn_set *ds, const struct envelope *env, const char *kind,
               const char *status, const char *diag)
 {
-    char val[NOTIFY_MAX];
     size_t i;
 
     memset(ds, 0, sizeof(*ds));
@@ -101,7 +84,7 @@ dsn_set_build(struct dsn_set *ds, const struct envelope *env, const char *kind,
     if (ds->r == NULL || ds->orcpt == NULL || ds->chosen == NULL)
         return -1;
     for (i = 0; i < env->nrcpt; i++) {
-        if (!(ds->chosen[i] = notify_wants(env->rcpt[i].params, kind, val, sizeof(val))))
+        if (!(ds->chosen[i] = dsn_notify_wants(env->rcpt[i].params, kind)))
             continue;
         ds->r[ds->n] = (struct dsn_rcpt){env->rcpt[i].addr, NULL, status, diag, NULL};
         if (envelope_param(env->rcpt[i].params, "ORCPT", ds->orcpt[ds->n], NOTIFY_MAX) == 1)

@@ -144,6 +144,8 @@ static const struct key keys[] = {
     STR("flusher", "sendmail_command", K_PATH, flusher.sendmail_command, KF_EMPTY),
     STR("flusher", "bounce_relay", K_SOCK, flusher.bounce_relay, KF_EMPTY),
     STR("flusher", "postmaster", K_TEXT, flusher.postmaster, 0),
+    NUM("flusher", "max_reconnects", K_COUNT, flusher.max_reconnects, 0, 1000),
+    STR("flusher", "chunking", K_BOOL, flusher.chunking, 0),
     STR("hello", "enable", K_BOOL, flusher.hello.enable, 0),
     STR("hello", "listen", K_SOCK_LIST, flusher.hello.listen, 0),
     NUM("hello", "rate_interval", K_DURATION, flusher.hello.rate_interval, 0, DAY),
@@ -603,6 +605,8 @@ defaults_flusher(struct config_flusher *f)
     (void)str_copy(f->sendmail_command, sizeof(f->sendmail_command), "/usr/sbin/sendmail");
     default_sock(&f->bounce_relay, "inet:127.0.0.1:25");
     (void)str_copy(f->postmaster, sizeof(f->postmaster), "postmaster");
+    f->max_reconnects = 5;
+    f->chunking = true;
     default_listen(&f->hello.listen, "inet:*:1789");
     f->hello.rate_interval = 60;
     default_listen(&f->odmr.listen, "inet:*:366");

@@ -117,6 +117,8 @@ struct config_flusher {
     char sendmail_command[CONFIG_TEXT_MAX]; /* default /usr/sbin/sendmail */
     struct sockspec bounce_relay;     /* for method smtp; default inet:127.0.0.1:25 */
     char postmaster[CONFIG_TEXT_MAX]; /* double-bounce recipient; default postmaster */
+    uint64_t max_reconnects;          /* per flush, after a per-session limit; default 5 */
+    bool chunking;                    /* BDAT when offered; default true */
     struct config_hello hello;
     struct config_odmr odmr;
     struct config_metrics metrics;

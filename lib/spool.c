@@ -994,6 +994,29 @@ spool_msg_rewind(struct spool_msg *m, struct errbuf *err)
     return 0;
 }
 
+int
+spool_msg_tail(struct spool_msg *m, char last[2], size_t *n_r, struct errbuf *err)
+{
+    size_t k = m->body_size < 2 ? (size_t)m->body_size : 2;
+    ssize_t n;
+
+    *n_r = 0;
+    if (k == 0)
+        return 0;
+    do
+        n = pread(m->fd, last, k, (off_t)(m->hdr_len + m->body_size - k));
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)k) {
+        if (n < 0)
+            errbuf_set_errno(err, "read %s", m->path);
+        else
+            errbuf_set(err, "read %s: file shorter than its body size", m->path);
+        return -1;
+    }
+    *n_r = k;
+    return 0;
+}
+
 void
 spool_msg_close(struct spool_msg *m)
 {

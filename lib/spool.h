@@ -109,6 +109,9 @@ ssize_t spool_msg_read(struct spool_msg *m, void *buf, size_t len, struct errbuf
 /* spool_msg_rewind - back to the first body byte. */
 int spool_msg_rewind(struct spool_msg *m, struct errbuf *err);
 void spool_msg_close(struct spool_msg *m);   /* NULL is fine */
+/* spool_msg_tail - the last min(2, body size) body bytes into last, their
+ * count in *n_r; the read position does not move. 0 / -1. */
+int spool_msg_tail(struct spool_msg *m, char last[2], size_t *n_r, struct errbuf *err);
 
 /* --- changing --- */
 /* spool_delete - unlink (new/, cur/ or hold/) and fsync the directory. */

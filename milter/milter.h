@@ -85,10 +85,18 @@ bool hold_has_customer(const struct hold *h, const char *customer);
 int hold_add(struct hold *h, const char *customer, const char *addr, const char *params,
              const char *raw, struct errbuf *err);
 
+/* Where the message came from, for the Received: line the flusher
+ * writes at delivery ("" = unknown; see envelope_set_client). */
+struct hold_client {
+    const char *addr;
+    const char *name;
+    const char *helo;
+};
+
 /* hold_open - open one spool writer per customer with its envelope
  * (idempotent). 0 / -1 (err names the customer). */
 int hold_open(struct hold *h, struct spool *sp, const char *sender, const char *mail_params,
-              const char *queue_id, struct errbuf *err);
+              const char *queue_id, const struct hold_client *client, struct errbuf *err);
 bool hold_is_open(const struct hold *h);
 
 /* hold_write - append message bytes to every writer. 0 / -1. */

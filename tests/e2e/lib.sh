@@ -197,27 +197,35 @@ e2e_until() {
   return 1
 }
 
-# smtp-sink writes X-* lines and a 3-line Received: header before the data
+# smtp-sink writes X-* lines and its Received: header before the data;
+# then comes the flusher's Received: line (tests/integration/lib/mailcheck.py)
 e2e_sink_body() {
-  python3 - "$1" <<'PY'
+  python3 - "$1" "$SRCDIR/tests/integration/lib" <<'PY'
 import sys
+sys.path.insert(0, sys.argv[2])
+from mailcheck import after_sink, strip_ours
 d = open(sys.argv[1], 'rb').read()
-i = d.index(b'\nReceived: ')
-for _ in range(3):
-    i = d.index(b'\n', i + 1)
-sys.stdout.buffer.write(d[i + 1:])
+sys.stdout.buffer.write(strip_ours(after_sink(d[d.index(b'\nReceived: ') + 1:]))[1])
 PY
 }
 
+# e2e_sink_same WANT FILE - the message below our Received: line, which
+# must be there and name the (loopback) client the milter saw
 e2e_sink_same() {
-  python3 - "$1" "$2" <<'PY'
-import sys
+  python3 - "$1" "$2" "$SRCDIR/tests/integration/lib" <<'PY'
+import re, sys
+sys.path.insert(0, sys.argv[3])
+from mailcheck import after_sink, strip_ours, received_ok
 want = open(sys.argv[1], 'rb').read().replace(b'\r\n', b'\n') + b'\n'
 d = open(sys.argv[2], 'rb').read()
-i = d.index(b'\nReceived: ')
-for _ in range(3):
-    i = d.index(b'\n', i + 1)
-got = d[i + 1:]
+ours, got = strip_ours(after_sink(d[d.index(b'\nReceived: ') + 1:]))
+by = re.search(rb'by ([^ ]+) \(autoturn\)', ours or b'')
+why = received_ok(ours, by.group(1).decode() if by else '?')
+if not why and not re.search(rb'^Received: from [^ ]+ \([^)]*\[127\.', ours):
+    why = 'no client recorded by the milter: %r' % ours
+if why:
+    print("our Received: line: " + why)
+    sys.exit(1)
 if got != want:
     print("differ: want %d bytes, got %d" % (len(want), len(got)))
     sys.exit(1)

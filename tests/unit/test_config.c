@@ -118,6 +118,8 @@ test_defaults(void **state)
     assert_string_equal(sockspec_format(&cfg->flusher.bounce_relay, buf, sizeof(buf)),
                         "inet:127.0.0.1:25");
     assert_string_equal(cfg->flusher.postmaster, "postmaster");
+    assert_int_equal(cfg->flusher.max_reconnects, 5);
+    assert_true(cfg->flusher.chunking);
     assert_false(cfg->flusher.hello.enable);
     assert_string_equal(sockspec_format(&cfg->flusher.hello.listen.spec[0], buf, sizeof(buf)),
                         "inet:*:1789");
@@ -200,6 +202,8 @@ check_full_flusher(const struct config_flusher *f)
     assert_string_equal(f->sendmail_command, "/usr/lib/sendmail");
     assert_string_equal(sockspec_format(&f->bounce_relay, buf, sizeof(buf)), "inet:192.0.2.1:2525");
     assert_string_equal(f->postmaster, "hostmaster@example.net");
+    assert_int_equal(f->max_reconnects, 2);
+    assert_false(f->chunking);
     assert_true(f->hello.enable);
     assert_int_equal(f->hello.listen.count, 2);
     assert_string_equal(sockspec_format(&f->hello.listen.spec[1], buf, sizeof(buf)), "inet:[::]:1789");
@@ -325,7 +329,7 @@ test_example_uncommented(void **state)
     example_path(src, sizeof(src));
     assert_true((fd = mkstemp(dst)) >= 0);
     close(fd);
-    assert_int_equal(uncomment(src, dst), 72);        /* every key of the schema */
+    assert_int_equal(uncomment(src, dst), 74);        /* every key of the schema */
     assert_int_equal(config_load(dst, cfg, collect, &e), 0);
     assert_int_equal(e.n, 0);
     unlink(dst);
