@@ -14,6 +14,7 @@ for f in "$prefix/sbin/autoturnctl" \
          "$prefix/share/man/man8/autoturnctl.8" \
          "$prefix/share/man/man5/autoturn.conf.5" \
          "$prefix/share/man/man5/autoturn-customers.5" \
+         "$prefix/share/man/man7/autoturn.7" \
          "$etc/autoturn.conf" \
          "$etc/customers.example" \
          "$prefix/share/doc/autoturn/spool-format.md" \

@@ -129,7 +129,7 @@ check_stat "configuration" /etc/autoturn/autoturn.conf "root:root 644"
 for p in autoturn-milter autoturn-policyd autoturn-flusher autoturnctl; do
   [ -x "$R/usr/sbin/$p" ] && pass "/usr/sbin/$p" || fail "/usr/sbin/$p"
 done
-for m in man5/autoturn.conf.5 man5/autoturn-customers.5 man8/autoturn-milter.8 \
+for m in man5/autoturn.conf.5 man5/autoturn-customers.5 man7/autoturn.7 man8/autoturn-milter.8 \
          man8/autoturn-policyd.8 man8/autoturn-flusher.8 man8/autoturnctl.8; do
   [ -f "$R/usr/share/man/$m.gz" ] && pass "man page $m" || fail "man page $m"
 done

@@ -73,7 +73,7 @@ has() {  # LABEL EXACT-LINE
 for p in autoturn-milter autoturn-policyd autoturn-flusher autoturnctl; do
   has "program /usr/sbin/$p" "-rwxr-xr-x root root  /usr/sbin/$p"
 done
-for m in man5/autoturn.conf.5 man5/autoturn-customers.5 man8/autoturn-milter.8 \
+for m in man5/autoturn.conf.5 man5/autoturn-customers.5 man7/autoturn.7 man8/autoturn-milter.8 \
          man8/autoturn-policyd.8 man8/autoturn-flusher.8 man8/autoturnctl.8; do
   has "man page $m (gzip)" "-rw-r--r-- root root d /usr/share/man/$m.gz"
 done
