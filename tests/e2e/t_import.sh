@@ -47,11 +47,12 @@ PY
 cp -a "$S" "$D/orig"
 # below - the message of a qmail-local maildir file without its two lines
 below() { tail -n +3 "$1" >"$2"; }
-# sunk_same SINKDIR ID WANT - the sink's copy of Message-ID ID is WANT
+# sunk_same SINKDIR ID WANT [imported] - the sink's copy of Message-ID ID
+# is WANT (see e2e_sink_same)
 sunk_same() {
   local f
   f=$(grep -l "^Message-ID: <$2>" "$1"/* 2>/dev/null | head -1)
-  [ -n "$f" ] && e2e_sink_same "$3" "$f"
+  [ -n "$f" ] && e2e_sink_same "$3" "$f" "${4:-}"
 }
 
 # --- qmail-autoturn ---
@@ -82,7 +83,7 @@ for m in "plain@example.org new/1765000000.4242.mx1.isp.example <s@example.org> 
   set -- $m
   below "$O2/$2" "$WORK/want"
   f=$(grep -l "^Message-ID: <$1>" "$D"/sink-ACME/* 2>/dev/null | head -1)
-  if [ -n "$f" ] && e2e_sink_same "$WORK/want" "$f" >"$WORK/cmp" 2>&1 && grep -qx "X-Mail-Args: $3" "$f" &&
+  if [ -n "$f" ] && e2e_sink_same "$WORK/want" "$f" imported >"$WORK/cmp" 2>&1 && grep -qx "X-Mail-Args: $3" "$f" &&
     grep -qx "X-Rcpt-Args: $4" "$f" && [ "$(grep -c '^X-Rcpt-Args:' "$f")" = 1 ]; then
     pass "<$1>: byte for byte below the qmail lines, from $3 to $4"
   else
@@ -107,7 +108,7 @@ rc=$?
   pass "fetchmail with the generated fetchmailrc: AUTH CRAM-MD5 with the old password, ATRN, exit 0" ||
   fail "fetchmail" "rc $rc" "$out"
 below "$D/orig/qsmtpd/home/roamer/Maildir/new/1765000400.5001.mx1.isp.example" "$WORK/want"
-e2e_until 20 0 e2e_held roamer && sunk_same "$D/sink-HOME" roamer@example.org "$WORK/want" &&
+e2e_until 20 0 e2e_held roamer && sunk_same "$D/sink-HOME" roamer@example.org "$WORK/want" imported &&
   pass "the customer's server got its message byte for byte; nothing left held" ||
   fail "ODMR delivery" "$(ls "$D/sink-HOME")" "$(e2e_held roamer)"
 grep -qx 'X-Rcpt-Args: <joe@incoming.dom.ain>' "$D"/sink-HOME/* && pass "recipient without the qsmtpd prefix" ||
