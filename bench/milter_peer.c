@@ -14,7 +14,7 @@
  *       logged; one 64 KiB buffer per connection.
  *
  * Both ask the MTA for the same protocol economies autoturn-milter asks
- * for (no HELO or unknown commands, no reply to connect, MAIL, headers,
+ * for (no unknown commands, no reply to connect, HELO, MAIL, headers,
  * end of headers and body chunks), so that a comparison measures the work
  * done per message, not the protocol. SOCKET is a libmilter connection
  * string ("unix:/path"); a unix socket is made mode 0666.
@@ -58,7 +58,7 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
     (void)f2;
     (void)f3;
     *pf0 = 0;
-    *pf1 = f1 & (SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NR_CONN | SMFIP_NR_MAIL |
+    *pf1 = f1 & (SMFIP_NOUNKNOWN | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL |
                  SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY);
     *pf2 = *pf3 = 0;
     return SMFIS_CONTINUE;
@@ -70,6 +70,16 @@ cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
     (void)ctx;
     (void)host;
     (void)sa;
+    return SMFIS_NOREPLY;
+}
+
+/* HELO is taken without a reply, as autoturn-milter takes it (for the
+ * Received: line it writes) */
+static sfsistat
+cb_helo(SMFICTX *ctx, char *helo)
+{
+    (void)ctx;
+    (void)helo;
     return SMFIS_NOREPLY;
 }
 
@@ -215,6 +225,7 @@ static struct smfiDesc minimal = {
     .xxfi_version = SMFI_VERSION,
     .xxfi_flags = 0,
     .xxfi_connect = cb_connect,
+    .xxfi_helo = cb_helo,
     .xxfi_envfrom = cb_envfrom,
     .xxfi_envrcpt = cb_envrcpt,
     .xxfi_data = cb_data_accept,
@@ -226,6 +237,7 @@ static struct smfiDesc storing = {
     .xxfi_version = SMFI_VERSION,
     .xxfi_flags = 0,
     .xxfi_connect = cb_connect,
+    .xxfi_helo = cb_helo,
     .xxfi_envfrom = cb_envfrom,
     .xxfi_envrcpt = cb_envrcpt,
     .xxfi_header = cb_header,

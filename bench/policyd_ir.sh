@@ -30,6 +30,9 @@
 #              simulated caches are one core's (32 KiB L1, and 2 MiB L2 as
 #              the last level: the L3 is shared with every other process
 #              on the machine, so it is not counted on)
+#   METRICS=1  with metrics { listen } set, and the instructions spent in
+#              the metrics calls per request, steady (bench/metrics.sh
+#              compares both)
 #   POLICYD    the daemon to measure (default BUILDDIR's), e.g. another
 #              build's, to compare two builds with the same load tool
 # Under callgrind the daemon runs 50 to 100 times slower: 20,000 requests
@@ -65,6 +68,8 @@ chmod 777 "$work"                      # callgrind writes its file as nobody
 "$build/ctl/autoturnctl" compile "$work/customers" "$work/customers.cdb" >/dev/null
 chmod 644 "$work/customers" "$work/customers.cdb"
 mv "$work/grants" "$work/grants.orig"
+metrics=""
+[ "${METRICS:-0}" = 1 ] && metrics="metrics { listen = \"inet:127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')\" }"
 
 # one run under callgrind: prints "REQUESTS INSTRUCTIONS"
 run() {   # REQUESTS OUTFILE PASSES (0: no load)
@@ -80,7 +85,8 @@ policyd { listen = { "inet:127.0.0.1:$port" }
           user = nobody
           group = nogroup
           grant_file = "$work/g/grants"
-          notify_interval = 1h }
+          notify_interval = 1h
+          $metrics }
 flusher { control = "unix:$work/flusher.sock:0660" }
 CONF
   # every run starts from the same grants (the last one's renewals and new
@@ -146,6 +152,14 @@ if [ "${CACHESIM:-0}" = 1 ]; then
                  "last level %.1f (read %.1f, write %.1f)\n", d["D1mr"] + d["D1mw"], d["D1mr"],
                  d["D1mw"], d["DLmr"] + d["DLmw"], d["DLmr"], d["DLmw"] }' \
     "$work/ev.first" "$work/ev.load"
+fi
+if [ "${METRICS:-0}" = 1 ]; then   # the entry points the daemon calls, with what they call
+  mcalls() {
+    callgrind_annotate --inclusive=yes "$1" 2>/dev/null | awk '
+      $0 ~ /:metrics_(on|clock|elapsed|inc|observe|set) / { gsub(",", "", $1); s += $1 }
+      END { print s + 0 }'
+  }
+  echo "metrics calls per request: $(( ($(mcalls "$work/cg.load") - $(mcalls "$work/cg.first")) / reqs )) (inclusive, steady)"
 fi
 echo
 echo "instructions per request by function, steady (C minus B, own cost):"

@@ -74,6 +74,7 @@ struct cust {
     char name[CUSTOMER_NAME_MAX + 1];
     char cdir[SPOOL_PATH_MAX];       /* <root>/<customer> */
     int cfd, tmpfd, newfd, curfd;    /* -1: missing (opened without create) */
+    atomic_int holdfd;               /* hold/, opened on first use (cust_holdfd) */
     dev_t dev;                       /* of the customer directory */
     ino_t ino;
     unsigned refs;                   /* under spool.cache_mu */
@@ -405,6 +406,27 @@ open_failed(struct errbuf *err, int at, const char *name, const char *fmt, ...)
     errno = saved;
 }
 
+/* owner_like_parent - a directory root just made inside a customer's
+ * directory (hold/ by autoturnctl hold, say) gets the owner of that
+ * directory, so that the daemons, which run as the spool's owner, can
+ * still use it. (at is AT_FDCWD only for the customer directory itself.) */
+static int
+owner_like_parent(int at, const char *dir)
+{
+    struct stat st;
+    int saved;
+
+    if (geteuid() != 0 || at == AT_FDCWD)
+        return 0;
+    if (fstat(at, &st) == 0 &&
+        fchownat(at, dir, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) == 0)
+        return 0;
+    saved = errno;
+    (void)unlinkat(at, dir, AT_REMOVEDIR);
+    errno = saved;
+    return -1;
+}
+
 /* open_dir_create - open_dir, creating it 0700 when missing. */
 static int
 open_dir_create(int at, const char *dir)
@@ -413,8 +435,12 @@ open_dir_create(int at, const char *dir)
 
     if (fd >= 0 || errno != ENOENT)
         return fd;
-    if (mkdirat(at, dir, SPOOL_DIR_MODE) < 0 && errno != EEXIST)
+    if (mkdirat(at, dir, SPOOL_DIR_MODE) < 0) {
+        if (errno != EEXIST)
+            return -1;
+    } else if (owner_like_parent(at, dir) < 0) {
         return -1;
+    }
     return open_dir(at, dir);
 }
 
@@ -465,6 +491,8 @@ cust_free(struct cust *c)
     close_fd(&c->tmpfd);
     close_fd(&c->newfd);
     close_fd(&c->curfd);
+    if (atomic_load(&c->holdfd) >= 0)
+        close(atomic_load(&c->holdfd));
     close_fd(&c->ufd);
     pthread_mutex_destroy(&c->ulock);
     pthread_mutex_destroy(&c->sync_mu);
@@ -511,6 +539,7 @@ cust_open(const struct spool *sp, const char *customer, bool create, struct errb
         return NULL;
     }
     c->cfd = c->tmpfd = c->newfd = c->curfd = c->ufd = -1;
+    atomic_init(&c->holdfd, -1);
     if (pthread_mutex_init(&c->ulock, NULL) != 0 || pthread_mutex_init(&c->sync_mu, NULL) != 0
         || pthread_cond_init(&c->sync_cv, NULL) != 0) {
         x_free(c);                   /* nothing to destroy on Linux/glibc */
@@ -537,6 +566,24 @@ static bool
 cust_complete(const struct cust *c)
 {
     return c->tmpfd >= 0 && c->newfd >= 0 && c->curfd >= 0;
+}
+
+/* cust_holdfd - c's hold/, opened on first use (it is made by autoturnctl
+ * hold, maybe after c was opened) and kept; -1 with errno (ENOENT: there
+ * is none yet). Not to be closed by the caller. */
+static int
+cust_holdfd(struct cust *c)
+{
+    int fd = atomic_load(&c->holdfd), mine, expected = -1;
+
+    if (fd >= 0)
+        return fd;
+    if ((mine = open_dir(c->cfd, SPOOL_HOLD_DIR)) < 0)
+        return -1;
+    if (atomic_compare_exchange_strong(&c->holdfd, &expected, mine))
+        return mine;
+    close(mine);                     /* another thread was first */
+    return expected;
 }
 
 /* cust_path_moved - is the cached directory no longer the one at its
@@ -675,7 +722,7 @@ cust_put(struct spool *sp, struct cust *c)
 static bool
 cust_gone(struct cust *c)
 {
-    const int fds[] = { c->cfd, c->tmpfd, c->newfd, c->curfd };
+    const int fds[] = { c->cfd, c->tmpfd, c->newfd, c->curfd, atomic_load(&c->holdfd) };
     struct stat st;
     size_t i;
 
@@ -745,7 +792,8 @@ entry_info(int dirfd, const char *name, unsigned char d_type, uint64_t *size_r,
     return 1;
 }
 
-typedef int scan_fn(void *ctx, const char *name, uint64_t size, time_t arrival, bool in_cur);
+typedef int scan_fn(void *ctx, const char *name, uint64_t size, time_t arrival,
+                    const char *sub);
 
 /* scan_sub - every message of <cdir>/<sub> to fn; a missing sub is empty. */
 static int
@@ -772,7 +820,7 @@ scan_sub(int cfd, const char *cdir, const char *sub, scan_fn *fn, void *ctx,
     errno = 0;
     while (rc == 0 && (de = readdir(d)) != NULL) {
         if ((r = entry_info(fd, de->d_name, de->d_type, &size, &arrival)) < 0 ||
-            (r > 0 && fn(ctx, de->d_name, size, arrival, sub[0] == 'c') < 0)) {
+            (r > 0 && fn(ctx, de->d_name, size, arrival, sub) < 0)) {
             errbuf_set_errno(err, "%s/%s/%s", cdir, sub, de->d_name);
             rc = -1;
         }
@@ -786,11 +834,14 @@ scan_sub(int cfd, const char *cdir, const char *sub, scan_fn *fn, void *ctx,
     return rc;
 }
 
+/* scan - new/ and cur/, with_hold also hold/ (opened by name: made by
+ * another process, autoturnctl hold, after c was opened) */
 static int
-scan(struct cust *c, scan_fn *fn, void *ctx, struct errbuf *err)
+scan(struct cust *c, bool with_hold, scan_fn *fn, void *ctx, struct errbuf *err)
 {
     if (scan_sub(c->cfd, c->cdir, "new", fn, ctx, err) < 0 ||
-        scan_sub(c->cfd, c->cdir, "cur", fn, ctx, err) < 0)
+        scan_sub(c->cfd, c->cdir, "cur", fn, ctx, err) < 0 ||
+        (with_hold && scan_sub(c->cfd, c->cdir, SPOOL_HOLD_DIR, fn, ctx, err) < 0))
         return -1;
     return 0;
 }
@@ -825,20 +876,21 @@ usage_sub(struct usage *u, uint64_t size, time_t arrival)
 }
 
 static int
-count_one(void *ctx, const char *name, uint64_t size, time_t arrival, bool in_cur)
+count_one(void *ctx, const char *name, uint64_t size, time_t arrival, const char *sub)
 {
     (void)name;
-    (void)in_cur;
+    (void)sub;
     usage_add(ctx, size, arrival);
     return 0;
 }
 
-/* usage_count - count the spool into u (exact: called under the lock) */
+/* usage_count - count the spool into u (exact: called under the lock).
+ * Messages on hold count: they count for the customer's limits. */
 static int
 usage_count(struct cust *c, struct usage *u, struct errbuf *err)
 {
     memset(u, 0, sizeof(*u));
-    if (scan(c, count_one, u, err) < 0)
+    if (scan(c, true, count_one, u, err) < 0)
         return -1;
     (void)str_copy(u->boot, sizeof(u->boot), usage_boot_id());
     u->counted = (int64_t)time(NULL);
@@ -1349,7 +1401,7 @@ struct entry_vec {
 
 /* vec_add - scan_fn: one message into the vector. */
 static int
-vec_add(void *ctx, const char *name, uint64_t size, time_t arrival, bool in_cur)
+vec_add(void *ctx, const char *name, uint64_t size, time_t arrival, const char *sub)
 {
     struct entry_vec *ev = ctx;
     struct spool_entry *e;
@@ -1366,13 +1418,15 @@ vec_add(void *ctx, const char *name, uint64_t size, time_t arrival, bool in_cur)
     (void)str_copy(e->id, sizeof(e->id), name);
     e->size = size;
     e->arrival = arrival;
-    e->in_cur = in_cur;
+    e->in_cur = strcmp(sub, "cur") == 0;
+    e->on_hold = strcmp(sub, SPOOL_HOLD_DIR) == 0;
     return 0;
 }
 
-int
-spool_list(struct spool *sp, const char *customer, struct spool_entry **v_r, size_t *n_r,
-           struct errbuf *err)
+/* list_customer - new/ and cur/, with_hold also hold/, oldest first. */
+static int
+list_customer(struct spool *sp, const char *customer, bool with_hold, struct spool_entry **v_r,
+              size_t *n_r, struct errbuf *err)
 {
     struct entry_vec ev = { NULL, 0, 0 };
     struct cust *c;
@@ -1382,7 +1436,7 @@ spool_list(struct spool *sp, const char *customer, struct spool_entry **v_r, siz
     *n_r = 0;
     if ((c = cust_get(sp, customer, false, err)) == NULL)
         return errno == ENOENT ? 0 : -1;
-    if (scan(c, vec_add, &ev, err) < 0)
+    if (scan(c, with_hold, vec_add, &ev, err) < 0)
         goto out;
     if (ev.n > 1)
         qsort(ev.v, ev.n, sizeof(*ev.v), entry_cmp);
@@ -1396,7 +1450,20 @@ out:
     return rc;
 }
 
-/* stats_of - the usage record (want_oldest: with the oldest known) */
+/* count_hold - scan_fn: one more message on hold */
+static int
+count_hold(void *ctx, const char *name, uint64_t size, time_t arrival, const char *sub)
+{
+    (void)name;
+    (void)size;
+    (void)arrival;
+    (void)sub;
+    ++*(uint64_t *)ctx;
+    return 0;
+}
+
+/* stats_of - the usage record (want_oldest: with the oldest known, and
+ * how many messages are on hold) */
 static int
 stats_of(struct spool *sp, const char *customer, bool want_oldest, struct spool_stats *st,
          struct errbuf *err)
@@ -1412,9 +1479,27 @@ stats_of(struct spool *sp, const char *customer, bool want_oldest, struct spool_
         st->messages = u.messages;
         st->bytes = u.bytes;
         st->oldest = u.oldest > 0 ? (time_t)u.oldest : 0;
+        /* how many of them are on hold: hold/ is listed (it is small, and
+         * usually missing) */
+        if (want_oldest)
+            rc = scan_sub(c->cfd, c->cdir, SPOOL_HOLD_DIR, count_hold, &st->on_hold, err);
     }
     cust_put(sp, c);
     return rc;
+}
+
+int
+spool_list(struct spool *sp, const char *customer, struct spool_entry **v_r, size_t *n_r,
+           struct errbuf *err)
+{
+    return list_customer(sp, customer, false, v_r, n_r, err);
+}
+
+int
+spool_list_all(struct spool *sp, const char *customer, struct spool_entry **v_r, size_t *n_r,
+               struct errbuf *err)
+{
+    return list_customer(sp, customer, true, v_r, n_r, err);
 }
 
 int
@@ -1535,17 +1620,22 @@ spool_customers(struct spool *sp, char ***names_r, size_t *n_r, struct errbuf *e
 
 /* --- reading --- */
 
-/* open_msg_file - find id in new/ then cur/ of c; *sub_r names the
- * directory, *subfd_r is c's descriptor of it (not to be closed). */
+/* open_msg_file - find id in new/ then cur/ (with_hold: then hold/) of c;
+ * *sub_r names the directory, *subfd_r is c's descriptor of it (not to be
+ * closed). */
 static int
-open_msg_file(struct cust *c, const char *id, int flags, int *subfd_r, const char **sub_r,
-              struct errbuf *err)
+open_msg_file(struct cust *c, const char *id, int flags, bool with_hold, int *subfd_r,
+              const char **sub_r, struct errbuf *err)
 {
-    static const char *const subs[] = { "new", "cur" };
-    const int dfds[] = { c->newfd, c->curfd };
+    static const char *const subs[] = { "new", "cur", SPOOL_HOLD_DIR };
+    const int dfds[] = { c->newfd, c->curfd, with_hold ? cust_holdfd(c) : -1 };
     size_t i;
     int fd;
 
+    if (with_hold && dfds[2] < 0 && errno != ENOENT) {
+        open_failed(err, c->cfd, SPOOL_HOLD_DIR, "%s/%s", c->cdir, SPOOL_HOLD_DIR);
+        return -1;
+    }
     for (i = 0; i < ARRAY_LEN(subs); i++) {
         if (dfds[i] < 0)
             continue;
@@ -1558,7 +1648,8 @@ open_msg_file(struct cust *c, const char *id, int flags, int *subfd_r, const cha
             return fd;
         }
     }
-    errbuf_set(err, "%s: no such spool file %s in new/ or cur/", c->cdir, id);
+    errbuf_set(err, "%s: no such spool file %s in new/%s", c->cdir, id,
+               with_hold ? ", cur/ or hold/" : " or cur/");
     errno = ENOENT;
     return -1;
 }
@@ -1659,9 +1750,10 @@ out:
     return rc;
 }
 
-/* msg_load - open the file and parse its envelope into m. */
+/* msg_load - open the file and parse its envelope into m. peek: look in
+ * hold/ too, and leave a malformed file where it is. */
 static int
-msg_load(struct spool_msg *m, struct cust *c, const char *customer, const char *id,
+msg_load(struct spool_msg *m, struct cust *c, const char *customer, const char *id, bool peek,
          struct errbuf *err)
 {
     const char *sub = NULL;
@@ -1669,7 +1761,7 @@ msg_load(struct spool_msg *m, struct cust *c, const char *customer, const char *
     struct stat st;
     int subfd = -1, rc = -1;
 
-    if ((m->fd = open_msg_file(c, id, O_RDONLY, &subfd, &sub, err)) < 0)
+    if ((m->fd = open_msg_file(c, id, O_RDONLY, peek, &subfd, &sub, err)) < 0)
         return -1;
     (void)str_printf(m->path, sizeof(m->path), "%s/%s/%s", c->cdir, sub, id);
     if (fstat(m->fd, &st) < 0) {
@@ -1686,7 +1778,9 @@ msg_load(struct spool_msg *m, struct cust *c, const char *customer, const char *
                    m->env.customer);
         rc = SPOOL_MALFORMED;
     }
-    if (rc == SPOOL_MALFORMED)
+    if (rc == SPOOL_MALFORMED && peek)
+        errbuf_set(err, "malformed spool file %s: %s", m->path, why.msg);
+    else if (rc == SPOOL_MALFORMED)
         rc = move_bad(c, subfd, sub, id, why.msg, err);
     else if (rc < 0)
         errbuf_set(err, "%s", why.msg);
@@ -1698,8 +1792,8 @@ msg_load(struct spool_msg *m, struct cust *c, const char *customer, const char *
     return rc;
 }
 
-/* cust_for_msg - c for reading or changing id: a cached directory that
- * turns out to be removed is replaced once (*c_r updated). */
+/* retry_stale - after a failure with c: a cached directory that turns
+ * out to be removed is replaced once (*c_r updated); true to try again. */
 static bool
 retry_stale(struct spool *sp, struct cust **c_r, struct errbuf *err)
 {
@@ -1709,9 +1803,10 @@ retry_stale(struct spool *sp, struct cust **c_r, struct errbuf *err)
     return *c_r != NULL;
 }
 
-int
-spool_msg_open(struct spool *sp, const char *customer, const char *id, struct spool_msg **m_r,
-               struct errbuf *err)
+/* msg_open - spool_msg_open and spool_msg_peek */
+static int
+msg_open(struct spool *sp, const char *customer, const char *id, bool peek,
+         struct spool_msg **m_r, struct errbuf *err)
 {
     struct spool_msg *m;
     struct cust *c;
@@ -1728,8 +1823,9 @@ spool_msg_open(struct spool *sp, const char *customer, const char *id, struct sp
     envelope_init(&m->env);
     if ((c = cust_get(sp, customer, false, err)) == NULL)
         goto out;
-    if ((rc = msg_load(m, c, customer, id, err)) == -1 && m->fd < 0 && retry_stale(sp, &c, err))
-        rc = msg_load(m, c, customer, id, err);
+    if ((rc = msg_load(m, c, customer, id, peek, err)) == -1 && m->fd < 0 &&
+        retry_stale(sp, &c, err))
+        rc = msg_load(m, c, customer, id, peek, err);
     if (rc == 0) {
         *m_r = m;
         m = NULL;
@@ -1738,6 +1834,26 @@ out:
     cust_put(sp, c);
     spool_msg_close(m);
     return rc;
+}
+
+int
+spool_msg_open(struct spool *sp, const char *customer, const char *id, struct spool_msg **m_r,
+               struct errbuf *err)
+{
+    return msg_open(sp, customer, id, false, m_r, err);
+}
+
+int
+spool_msg_peek(struct spool *sp, const char *customer, const char *id, struct spool_msg **m_r,
+               struct errbuf *err)
+{
+    return msg_open(sp, customer, id, true, m_r, err);
+}
+
+const char *
+spool_msg_path(const struct spool_msg *m)
+{
+    return m->path;
 }
 
 const struct envelope *
@@ -1775,6 +1891,29 @@ spool_msg_rewind(struct spool_msg *m, struct errbuf *err)
     return 0;
 }
 
+int
+spool_msg_tail(struct spool_msg *m, char last[2], size_t *n_r, struct errbuf *err)
+{
+    size_t k = m->body_size < 2 ? (size_t)m->body_size : 2;
+    ssize_t n;
+
+    *n_r = 0;
+    if (k == 0)
+        return 0;
+    do
+        n = pread(m->fd, last, k, (off_t)(m->hdr_len + m->body_size - k));
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)k) {
+        if (n < 0)
+            errbuf_set_errno(err, "read %s", m->path);
+        else
+            errbuf_set(err, "read %s: file shorter than its body size", m->path);
+        return -1;
+    }
+    *n_r = k;
+    return 0;
+}
+
 void
 spool_msg_close(struct spool_msg *m)
 {
@@ -1788,11 +1927,11 @@ spool_msg_close(struct spool_msg *m)
 
 /* --- changing --- */
 
-/* find_msg - which of c's new/ and cur/ holds id (fstatat, no open) */
+/* find_msg - which of c's new/, cur/ and hold/ holds id (no open) */
 static int
 find_msg(struct cust *c, const char *id, int *subfd_r, const char **sub_r, struct errbuf *err)
 {
-    int fd = open_msg_file(c, id, O_PATH, subfd_r, sub_r, err);
+    int fd = open_msg_file(c, id, O_PATH, true, subfd_r, sub_r, err);
 
     if (fd < 0)
         return -1;
@@ -1854,6 +1993,10 @@ spool_sync(struct spool *sp, const char *customer, struct errbuf *err)
         rc = sync_dir(c->newfd, c->cdir, "new", err);
     if (rc == 0 && c->curfd >= 0)
         rc = sync_dir(c->curfd, c->cdir, "cur", err);
+    /* hold/ only when this process has used it (a message put on hold
+     * while a flush had it open, then delivered and deleted from there) */
+    if (rc == 0 && atomic_load(&c->holdfd) >= 0)
+        rc = sync_dir(atomic_load(&c->holdfd), c->cdir, SPOOL_HOLD_DIR, err);
     /* after a batch of deletions: the oldest arrival known again */
     if (rc == 0)
         rc = usage_get(c, true, &u, err);
@@ -1985,4 +2128,146 @@ spool_unlock(int fd)
 {
     if (fd >= 0)
         close(fd);
+}
+
+/* --- held by the administrator: hold/, release, find --- */
+
+/* move_between - rename id from c's <from> (fromfd) to <to> (never over
+ * an existing file; <to> is created when missing), then fsync both
+ * directories. The rename is made under the usage record's lock, so that
+ * a count of the spool never sees the message in both directories or in
+ * neither; the record itself does not change (a message on hold counts
+ * for the customer's limits like any other). */
+static int
+move_between(struct cust *c, int fromfd, const char *from, const char *to, const char *id,
+             struct errbuf *err)
+{
+    int tofd = open_dir_create(c->cfd, to), rc = -1;
+
+    if (tofd < 0) {
+        open_failed(err, c->cfd, to, "%s/%s", c->cdir, to);
+        return -1;
+    }
+    if (usage_lock(c, err) < 0)
+        goto out;
+    if ((rc = renameat2(fromfd, id, tofd, id, RENAME_NOREPLACE)) < 0)
+        errbuf_set_errno(err, "rename %s/%s/%s into %s/", c->cdir, from, id, to);
+    usage_unlock(c);
+    if (rc == 0 &&
+        (sync_dir(tofd, c->cdir, to, err) < 0 || sync_dir(fromfd, c->cdir, from, err) < 0))
+        rc = -1;
+out:
+    close(tofd);
+    return rc;
+}
+
+/* file_in - true if <cfd>/<sub>/<id> is a regular file */
+static bool
+file_in(int cfd, const char *sub, const char *id)
+{
+    struct stat st;
+    bool found;
+    int dfd;
+
+    if ((dfd = open_dir(cfd, sub)) < 0)
+        return false;
+    found = fstatat(dfd, id, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+    close(dfd);
+    return found;
+}
+
+int
+spool_hold(struct spool *sp, const char *customer, const char *id, struct errbuf *err)
+{
+    const char *sub = NULL;
+    struct cust *c;
+    int subfd = -1, fd, rc = -1;
+
+    if (check_id(id, err) < 0)
+        return -1;
+    if ((c = cust_get(sp, customer, false, err)) == NULL)
+        return -1;
+    if ((fd = open_msg_file(c, id, O_PATH, false, &subfd, &sub, err)) < 0) {
+        if (errno == ENOENT && file_in(c->cfd, SPOOL_HOLD_DIR, id)) {
+            errbuf_set(err, "%s: %s is already on hold", c->cdir, id);
+            errno = EALREADY;
+        }
+        goto out;
+    }
+    close(fd);
+    rc = move_between(c, subfd, sub, SPOOL_HOLD_DIR, id, err);
+out:
+    cust_put(sp, c);
+    return rc;
+}
+
+int
+spool_release(struct spool *sp, const char *customer, const char *id, struct errbuf *err)
+{
+    struct cust *c;
+    int holdfd, rc = -1;
+
+    if (check_id(id, err) < 0)
+        return -1;
+    if ((c = cust_get(sp, customer, false, err)) == NULL)
+        return -1;
+    if (!file_in(c->cfd, SPOOL_HOLD_DIR, id)) {
+        if (file_in(c->cfd, "new", id) || file_in(c->cfd, "cur", id)) {
+            errbuf_set(err, "%s: %s is not on hold", c->cdir, id);
+            errno = EALREADY;
+        } else {
+            errbuf_set(err, "%s: no such spool file %s in hold/", c->cdir, id);
+            errno = ENOENT;
+        }
+        goto out;
+    }
+    if ((holdfd = cust_holdfd(c)) < 0) {
+        open_failed(err, c->cfd, SPOOL_HOLD_DIR, "%s/%s", c->cdir, SPOOL_HOLD_DIR);
+        goto out;
+    }
+    /* a name with maildir flags came from cur/ */
+    rc = move_between(c, holdfd, SPOOL_HOLD_DIR, strstr(id, ":2,") ? "cur" : "new", id, err);
+out:
+    cust_put(sp, c);
+    return rc;
+}
+
+/* find_in - is id a message of customer (new/, cur/ or hold/)? */
+static int
+find_in(struct spool *sp, const char *customer, const char *id, struct errbuf *err)
+{
+    static const char *const subs[] = { "new", "cur", SPOOL_HOLD_DIR };
+    char cdir[SPOOL_PATH_MAX];
+    size_t i;
+    int cfd;
+    bool found = false;
+
+    if ((cfd = open_customer(sp, customer, false, cdir, err)) < 0)
+        return errno == ENOENT ? 0 : -1;
+    for (i = 0; i < ARRAY_LEN(subs) && !found; i++)
+        found = file_in(cfd, subs[i], id);
+    close(cfd);
+    return found;
+}
+
+int
+spool_find(struct spool *sp, const char *id, char *customer_r, size_t size, struct errbuf *err)
+{
+    char **names = NULL;
+    size_t n = 0, i;
+    int rc = 0;
+
+    if (check_id(id, err) < 0)
+        return -1;
+    if (spool_customers(sp, &names, &n, err) < 0)
+        return errno == ENOENT ? 0 : -1;
+    for (i = 0; i < n && rc == 0; i++) {
+        if ((rc = find_in(sp, names[i], id, err)) == 1 &&
+            str_copy(customer_r, size, names[i]) < 0) {
+            errbuf_set(err, "customer name too long");
+            rc = -1;
+        }
+    }
+    spool_names_free(names, n);
+    return rc;
 }

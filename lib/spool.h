@@ -2,9 +2,11 @@
 /*
  * spool.h - the per-customer maildir spool: <root>/<customer>/{tmp,new,cur}
  * plus <root>/<customer>/bad (malformed files moved aside),
- * <root>/<customer>/.lock (flush lock) and <root>/<customer>/.usage (the
- * usage record: messages, bytes and oldest arrival, kept up to date by
- * every function here that adds or removes a message).
+ * <root>/<customer>/hold (held by the administrator: counted, listed,
+ * never delivered), <root>/<customer>/.lock (flush lock) and
+ * <root>/<customer>/.usage (the usage record: messages, bytes and oldest
+ * arrival of new/, cur/ and hold/, kept up to date by every function here
+ * that adds or removes a message).
  *
  * Writing is durable: a file is created in tmp/ (O_CREAT|O_EXCL|O_NOFOLLOW,
  * mode 0600), written, fsync'ed, linked into new/ under its id (the tmp/
@@ -19,7 +21,7 @@
  * tools) are still read: their size is the file's. The name is the spool
  * id shown in logs and by "autoturnctl queue". Format: doc/spool-format.md.
  *
- * Code that adds or removes files in new/ or cur/ by other means than
+ * Code that adds or removes files in new/, cur/ or hold/ by other means than
  * these functions must call spool_reconcile() afterwards.
  *
  * Thread-safe: a struct spool holds its root, hostname and a cache of
@@ -39,6 +41,7 @@
 
 #define SPOOL_ID_MAX 128
 #define SPOOL_MALFORMED (-2)   /* return value: file was malformed and moved to bad/ */
+#define SPOOL_HOLD_DIR  "hold"  /* messages the administrator put on hold */
 
 struct spool;
 
@@ -69,6 +72,7 @@ struct spool_entry {
     uint64_t size;           /* bytes: ",S=" of the name, else the file's size */
     time_t arrival;          /* from the file name */
     bool in_cur;             /* found in cur/ (moved there by a mail tool) */
+    bool on_hold;            /* found in hold/ (spool_list_all only) */
 };
 
 /* spool_list - new/ and cur/, oldest first; a customer with no directory
@@ -76,28 +80,36 @@ struct spool_entry {
 int spool_list(struct spool *sp, const char *customer, struct spool_entry **v_r,
                size_t *n_r, struct errbuf *err);
 
+/* spool_list_all - spool_list plus the messages on hold (on_hold = true). */
+int spool_list_all(struct spool *sp, const char *customer, struct spool_entry **v_r,
+                   size_t *n_r, struct errbuf *err);
+
+/* every message, those on hold included (they count for the customer's
+ * limits); on_hold says how many of them are on hold. */
 struct spool_stats {
     uint64_t messages;
     uint64_t bytes;
     time_t oldest;           /* 0 if empty (spool_usage: also when not known) */
+    uint64_t on_hold;        /* of messages, in hold/ (spool_stats only) */
 };
 
-/* spool_stats - messages, bytes and oldest arrival of new/ and cur/, from
- * the usage record: O(1), except that the spool is counted again when
- * the record cannot be trusted (missing, damaged, left dirty by a
+/* spool_stats - messages, bytes and oldest arrival of new/, cur/ and
+ * hold/, from the usage record: O(1), except that the spool is counted
+ * again when the record cannot be trusted (missing, damaged, left dirty by a
  * process that died, written before the last boot, older than an hour)
  * or does not know the oldest arrival (after the oldest message left).
+ * on_hold is counted in hold/ (usually missing: one failed open).
  * A customer with no directory has all zeros. */
 int spool_stats(struct spool *sp, const char *customer, struct spool_stats *st,
                 struct errbuf *err);
 
-/* spool_usage - the same without the oldest arrival (a quota check):
- * never counts the spool only to learn it. */
+/* spool_usage - the same without the oldest arrival and on_hold (a quota
+ * check): never counts the spool only to learn them. */
 int spool_usage(struct spool *sp, const char *customer, struct spool_stats *st,
                 struct errbuf *err);
 
-/* spool_reconcile - count new/ and cur/ now and rewrite the usage record
- * (under its lock; concurrent writers wait). Nothing is moved or deleted.
+/* spool_reconcile - count new/, cur/ and hold/ now and rewrite the usage
+ * record (under its lock; concurrent writers wait). Nothing is moved or deleted.
  * st gets the counted figures. */
 int spool_reconcile(struct spool *sp, const char *customer, struct spool_stats *st,
                     struct errbuf *err);
@@ -118,6 +130,12 @@ struct spool_msg;
  * was moved to bad/ and a warning logged. */
 int spool_msg_open(struct spool *sp, const char *customer, const char *id,
                    struct spool_msg **m_r, struct errbuf *err);
+/* spool_msg_peek - spool_msg_open for someone who only looks (autoturnctl
+ * queue, show): finds the message in hold/ too, and never moves a file:
+ * SPOOL_MALFORMED then says why in err and the file stays where it is. */
+int spool_msg_peek(struct spool *sp, const char *customer, const char *id,
+                   struct spool_msg **m_r, struct errbuf *err);
+const char *spool_msg_path(const struct spool_msg *m);   /* <root>/<customer>/<sub>/<id> */
 const struct envelope *spool_msg_envelope(const struct spool_msg *m);
 uint64_t spool_msg_body_size(const struct spool_msg *m);
 /* spool_msg_read - next body bytes; returns count, 0 at end, -1 on error. */
@@ -125,9 +143,12 @@ ssize_t spool_msg_read(struct spool_msg *m, void *buf, size_t len, struct errbuf
 /* spool_msg_rewind - back to the first body byte. */
 int spool_msg_rewind(struct spool_msg *m, struct errbuf *err);
 void spool_msg_close(struct spool_msg *m);   /* NULL is fine */
+/* spool_msg_tail - the last min(2, body size) body bytes into last, their
+ * count in *n_r; the read position does not move. 0 / -1. */
+int spool_msg_tail(struct spool_msg *m, char last[2], size_t *n_r, struct errbuf *err);
 
 /* --- changing --- */
-/* spool_delete - unlink (new/ or cur/) and fsync the directory. */
+/* spool_delete - unlink (new/, cur/ or hold/) and fsync the directory. */
 int spool_delete(struct spool *sp, const char *customer, const char *id, struct errbuf *err);
 
 /* spool_delete_delivered - unlink without syncing the directory, for a
@@ -137,7 +158,8 @@ int spool_delete(struct spool *sp, const char *customer, const char *id, struct 
 int spool_delete_delivered(struct spool *sp, const char *customer, const char *id,
                            struct errbuf *err);
 
-/* spool_sync - fsync the customer's new/ and cur/ directories, and learn
+/* spool_sync - fsync the customer's new/ and cur/ directories (and hold/
+ * if this process deleted from it), and learn
  * the oldest arrival again if deletions made it unknown (counting the
  * spool once: the end of a batch is the place for it). */
 int spool_sync(struct spool *sp, const char *customer, struct errbuf *err);
@@ -153,5 +175,22 @@ int spool_rewrite_envelope(struct spool *sp, const char *customer, const char *i
  * and *fd_r when locked, 0 if held by someone else (wait = false), -1 error. */
 int spool_lock(struct spool *sp, const char *customer, bool wait, int *fd_r, struct errbuf *err);
 void spool_unlock(int fd);
+
+/* --- the administrator's hold (autoturnctl hold/release) --- */
+/* spool_hold - move a message from new/ or cur/ into hold/ (created when
+ * missing, owned like the customer directory), fsync both directories.
+ * The id stays the same. Already on hold: -1 with errno EALREADY. */
+int spool_hold(struct spool *sp, const char *customer, const char *id, struct errbuf *err);
+
+/* spool_release - move a message from hold/ back to new/ (to cur/ when
+ * its name carries maildir flags), fsync both. Not on hold: -1, errno
+ * EALREADY when it is in new/ or cur/, ENOENT when it is nowhere. */
+int spool_release(struct spool *sp, const char *customer, const char *id, struct errbuf *err);
+
+/* spool_find - which customer's spool holds message id (new/, cur/ or
+ * hold/)? 1 (name in customer_r), 0 nowhere, -1 error. Looks at every
+ * customer directory: for the administrator's commands, not for daemons. */
+int spool_find(struct spool *sp, const char *id, char *customer_r, size_t size,
+               struct errbuf *err);
 
 #endif
