@@ -39,17 +39,15 @@
 #include "deliver.h"
 #include "log.h"
 #include "netio.h"
+#include "odmr_parse.h"
 #include "odmr_session.h"
 #include "secret.h"
 #include "util.h"
 
-#define ODMR_LINE_MAX       2048   /* a command or AUTH response line, without CRLF */
 #define ODMR_COMMANDS_MAX   100    /* commands before ATRN */
 #define ODMR_ERRORS_MAX     10     /* refused or malformed commands before ATRN */
-#define ODMR_DOMAINS_MAX    64     /* domains in one ATRN */
 #define ODMR_REPLY_TIMEOUT  60     /* seconds to write one reply */
 #define ODMR_CHALLENGE_MAX  (64 + CONFIG_TEXT_MAX)
-#define ODMR_AUTH_DECODED   1024   /* bytes of a decoded AUTH response */
 
 struct session {
     const struct odmr_session_args *a;
@@ -102,38 +100,6 @@ set_who(struct session *s)
                          s->cust->name);
     else
         (void)str_printf(s->who, sizeof(s->who), "client=%s", s->a->peer);
-}
-
-/* --- base64 (OpenSSL's EVP block coder) --- */
-
-static int
-b64_encode(const void *in, size_t len, char *out, size_t size)
-{
-    if (len > INT32_MAX / 2 || 4 * ((len + 2) / 3) + 1 > size)
-        return -1;
-    (void)EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-    return 0;
-}
-
-/* b64_decode - strict: length a multiple of 4, padding only at the end;
- * the decoded length excludes padding. -1 on bad input or no room. */
-static ssize_t
-b64_decode(const char *in, size_t len, unsigned char *out, size_t size)
-{
-    size_t pad = 0;
-    int n;
-
-    if (len == 0)
-        return 0;
-    if (len % 4 != 0 || len / 4 * 3 > size || len > INT32_MAX)
-        return -1;
-    if (in[len - 1] == '=')
-        pad = in[len - 2] == '=' ? 2 : 1;
-    if (memchr(in, '=', len - pad) != NULL)
-        return -1;
-    if ((n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len)) < 0)
-        return -1;
-    return (ssize_t)((size_t)n - pad);
 }
 
 /* --- input --- */
@@ -263,7 +229,7 @@ auth_cram(struct session *s)
     unsigned char dec[ODMR_AUTH_DECODED + 1];
     char user[CUSTOMER_NAME_MAX + 2] = "";
     struct customer *c;
-    const char *why = "malformed response", *sp;
+    const char *why = "malformed response", *digest;
     uint64_t nonce = 0;
     ssize_t n;
     size_t len;
@@ -273,7 +239,7 @@ auth_cram(struct session *s)
         nonce ^= (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
     if (str_printf(challenge, sizeof(challenge), "<%llu.%lld@%s>", (unsigned long long)nonce,
                    (long long)time(NULL), s->a->cfg->flusher.myhostname) < 0
-        || b64_encode(challenge, strlen(challenge), enc, sizeof(enc)) < 0
+        || odmr_b64_encode(challenge, strlen(challenge), enc, sizeof(enc)) < 0
         || str_printf(line334, sizeof(line334), "334 %s", enc) < 0) {
         refuse(s, "454 4.7.0 Temporary authentication failure");
         return;
@@ -281,15 +247,12 @@ auth_cram(struct session *s)
     reply(s, line334);
     if (s->done || (resp = read_response(s, &len)) == NULL)
         return;
-    if ((n = b64_decode(resp, len, dec, sizeof(dec) - 1)) > 0) {
+    if ((n = odmr_b64_decode(resp, len, dec, sizeof(dec) - 1)) > 0) {
         dec[n] = '\0';
-        sp = strrchr((char *)dec, ' ');
-        if (sp != NULL && strlen((char *)dec) == (size_t)n
-            && (size_t)(sp - (char *)dec) < sizeof(user) - 1 && strlen(sp + 1) == 32) {
-            memcpy(user, dec, (size_t)(sp - (char *)dec));
-            user[sp - (char *)dec] = '\0';
+        /* sizeof(user) - 1: a name longer than CUSTOMER_NAME_MAX is malformed */
+        if (odmr_cram_fields(dec, (size_t)n, user, sizeof(user) - 1, &digest) == 0) {
             if ((c = lookup_user(s, user, &why)) != NULL) {
-                if (secret_cram_verify(&c->secret, challenge, strlen(challenge), sp + 1)) {
+                if (secret_cram_verify(&c->secret, challenge, strlen(challenge), digest)) {
                     authenticated(s, c, "CRAM-MD5");
                     return;
                 }
@@ -299,22 +262,6 @@ auth_cram(struct session *s)
         }
     }
     auth_failed(s, user, "CRAM-MD5", why);
-}
-
-/* plain_fields - authzid NUL authcid NUL password (RFC 4616) */
-static int
-plain_fields(const unsigned char *d, size_t n, const char **authz, const char **user,
-             const char **pass, size_t *passlen)
-{
-    const unsigned char *p1 = memchr(d, '\0', n), *p2;
-
-    if (p1 == NULL || (p2 = memchr(p1 + 1, '\0', n - (size_t)(p1 + 1 - d))) == NULL)
-        return -1;
-    *authz = (const char *)d;
-    *user = (const char *)p1 + 1;
-    *pass = (const char *)p2 + 1;
-    *passlen = n - (size_t)(p2 + 1 - d);
-    return memchr(*pass, '\0', *passlen) == NULL ? 0 : -1;
 }
 
 static void
@@ -340,8 +287,8 @@ auth_plain(struct session *s, const char *initial)
             return;
     }
     len = strlen(resp);
-    n = b64_decode(resp, len, dec, sizeof(dec) - 1);
-    if (n > 0 && plain_fields(dec, (size_t)n, &authz, &authc, &pass, &passlen) == 0) {
+    n = odmr_b64_decode(resp, len, dec, sizeof(dec) - 1);
+    if (n > 0 && odmr_plain_fields(dec, (size_t)n, &authz, &authc, &pass, &passlen) == 0) {
         (void)str_copy(user, sizeof(user), authc);
         if (authz[0] != '\0' && strcmp(authz, authc) != 0)
             why = "authorization identity differs";
@@ -450,47 +397,9 @@ cmd_starttls(struct session *s, const char *arg)
 
 /* --- ATRN --- */
 
-struct domains {
-    char *v[ODMR_DOMAINS_MAX];
-    size_t n;
-    char buf[ODMR_LINE_MAX + 1];
-};
-
-/* parse_domains - "d1,d2,..." normalised in place; -1 with the reply */
-static int
-parse_domains(char *arg, struct domains *d, const char **reply_r)
-{
-    char norm[DOMAIN_MAX + 1], *p, *next;
-    const char *e;
-    size_t used = 0, k;
-
-    d->n = 0;
-    for (p = arg; p != NULL; p = next) {
-        if ((next = strchr(p, ',')) != NULL)
-            *next++ = '\0';
-        if (d->n == ODMR_DOMAINS_MAX) {
-            *reply_r = "501 5.5.4 Too many domains";
-            return -1;
-        }
-        if (domain_normalise(p, norm, sizeof(norm), &e) < 0) {
-            *reply_r = "501 5.5.4 Syntax: ATRN [domain[,domain...]]";
-            return -1;
-        }
-        k = strlen(norm) + 1;
-        if (used + k > sizeof(d->buf)) {
-            *reply_r = "501 5.5.4 Domain list too long";
-            return -1;
-        }
-        memcpy(d->buf + used, norm, k);
-        d->v[d->n++] = d->buf + used;
-        used += k;
-    }
-    return 0;
-}
-
 /* domains_owned - every domain is held for s->cust; else the first that is not */
 static const char *
-domains_owned(struct session *s, const struct domains *d, bool *error_r)
+domains_owned(struct session *s, const struct odmr_domains *d, bool *error_r)
 {
     struct customer *c;
     struct errbuf err;
@@ -515,7 +424,7 @@ domains_owned(struct session *s, const struct domains *d, bool *error_r)
 
 /* turnaround - 250, then the engine delivers over this connection */
 static void
-turnaround(struct session *s, const struct domains *d, const struct spool_entry *v, size_t n)
+turnaround(struct session *s, const struct odmr_domains *d, const struct spool_entry *v, size_t n)
 {
     struct deliver_req r;
     struct deliver_result res;
@@ -547,7 +456,7 @@ turnaround(struct session *s, const struct domains *d, const struct spool_entry 
 static void
 cmd_atrn(struct session *s, char *arg)
 {
-    struct domains *d = NULL;
+    struct odmr_domains *d = NULL;
     struct spool_entry *v = NULL;
     struct errbuf err;
     const char *bad, *why;
@@ -572,7 +481,7 @@ cmd_atrn(struct session *s, char *arg)
         reply(s, "451 4.3.0 Unable to process ATRN request now");
         return;
     }
-    if (arg != NULL && *arg != '\0' && parse_domains(arg, d, &why) < 0) {
+    if (arg != NULL && *arg != '\0' && odmr_parse_domains(arg, d, &why) < 0) {
         log_warnx("odmr: %s: ATRN refused: bad domain list", s->who);
         refuse(s, why);
         goto out;
