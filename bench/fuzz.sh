@@ -12,7 +12,8 @@
 # /var/tmp/autoturn-fuzz: the growing corpora, logs and any crash-* files;
 # kept between runs so that a second run starts where the first stopped).
 #
-# Each line: target, seconds, executions, exec/s, cov (edges), ft
+# Each line: target, wall seconds, CPU seconds (user + system: the
+# machine may be shared), executions, exec/s of CPU time, cov (edges), ft
 # (features), corpus entries, crashes. Exit status 1 when a target
 # crashed, leaked or timed out (its crash-*/leak-*/timeout-* input is in
 # WORKDIR/TARGET/), 2 on bad usage.
@@ -36,17 +37,19 @@ nice cmake --build "$fuzzdir" -j2 --target fuzz_all >"$fuzzdir/fuzz-build.log" 2
   echo "bench/fuzz.sh: build failed: $fuzzdir/fuzz-build.log" >&2; exit 2; }
 
 status=0
-printf '%-9s %7s %12s %8s %6s %7s %7s %7s\n' target seconds execs exec/s cov ft corpus crashes
+printf '%-9s %7s %7s %12s %8s %6s %7s %7s %7s\n' target wall cpu execs exec/s cov ft corpus crashes
 for t in $targets; do
   bin=$fuzzdir/tests/fuzz/fuzz_$t
   [ -x "$bin" ] || { echo "bench/fuzz.sh: no target $t" >&2; exit 2; }
   mkdir -p "$work/$t/corpus"
   log=$work/$t/run-$(date +%Y%m%dT%H%M%S).log
   start=$(date +%s)
+  cpu0=$(awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat)
   (cd "$work/$t" && nice -n 19 "$bin" -max_total_time="$secs" -timeout=60 \
      -rss_limit_mb=2048 -print_final_stats=1 corpus "$root/tests/fuzz/corpus/$t" >"$log" 2>&1)
   rc=$?
   took=$(( $(date +%s) - start ))
+  cpu=$(( ($(awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat) - cpu0) / $(getconf CLK_TCK) ))
   execs=$(sed -n 's/^stat::number_of_executed_units: //p' "$log")
   last=$(grep -E '^#[0-9]+' "$log" | tail -1)
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
@@ -54,7 +57,7 @@ for t in $targets; do
   corp=$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$last")
   crashes=$(ls "$work/$t" | grep -cE '^(crash|leak|timeout|oom)-')
   [ "$rc" -eq 0 ] || status=1
-  printf '%-9s %7s %12s %8s %6s %7s %7s %7s\n' "$t" "$took" "${execs:-?}" \
-    "$(( ${execs:-0} / (took > 0 ? took : 1) ))" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$crashes"
+  printf '%-9s %7s %7s %12s %8s %6s %7s %7s %7s\n' "$t" "$took" "$cpu" "${execs:-?}" \
+    "$(( ${execs:-0} / (cpu > 0 ? cpu : 1) ))" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$crashes"
 done
 exit $status
