@@ -66,7 +66,7 @@ OK_LINES=$'RCPT 250 2.1.5 Ok\nDATA 250 2.0.0 Ok'
 
 run relay 127.0.0.9 r1
 expect_line "unknown 127.0.0.9: Relay access denied" out "$DENIED"
-pf_log "$D/pf" | grep -q 'NOQUEUE: reject: RCPT from unknown\[127.0.0.9\]: 554 5.7.1 <x@example.org>: Relay access denied' &&
+pf_wait_log "$D/pf" 'NOQUEUE: reject: RCPT from unknown\[127.0.0.9\]: 554 5.7.1 <x@example.org>: Relay access denied' 30 &&
   pass "Postfix logs the reject" || fail "postfix reject line" "$(pf_log "$D/pf" | grep reject)"
 
 run relay 127.0.0.2 r2
@@ -77,7 +77,7 @@ expect_line "norelay's registered address (relay no): denied" out "$DENIED"
 # --- autoturnctl grant / revoke ---
 run e2e_ctl grant 127.0.0.9 --user roamer@virt.dom --ttl 1h
 expect "autoturnctl grant 127.0.0.9" 0 "granted 127.0.0.9 until "
-grep -q 'grant: ip=127.0.0.9, user=roamer@virt.dom, customer=(none), source=control, ttl=3600s' "$D/policyd.log" &&
+e2e_wait 30 grep -q 'grant: ip=127.0.0.9, user=roamer@virt.dom, customer=(none), source=control, ttl=3600s' "$D/policyd.log" &&
   pass "policyd logs the control grant (for no customer: --user is just a name)" || fail "grant log" "$(grep grant "$D/policyd.log")"
 run relay 127.0.0.9 r4
 [ "$OUT" = "$OK_LINES" ] && pass "granted 127.0.0.9 relays" || fail "granted relays" "$OUT"
@@ -93,7 +93,7 @@ run relay 127.0.0.6 r6
 expect_line "127.0.0.6 before logging in: denied" out "$DENIED"
 run relay 127.0.0.1 r7 "ADDR=127.0.0.6 LOGIN=joe@virt.dom"
 [ "$OUT" = "$OK_LINES" ] && pass "session with SASL login joe@virt.dom (XCLIENT) relays" || fail "XCLIENT LOGIN relays" "$OUT"
-grep -q 'grant: ip=127.0.0.6, user=joe@virt.dom, customer=acme, source=smtp-auth, ttl=6s' "$D/policyd.log" &&
+e2e_wait 30 grep -q 'grant: ip=127.0.0.6, user=joe@virt.dom, customer=acme, source=smtp-auth, ttl=6s' "$D/policyd.log" &&
   pass "policyd logs the smtp-auth grant for 127.0.0.6" || fail "smtp-auth grant log" "$(grep grant "$D/policyd.log")"
 run relay 127.0.0.6 r8
 [ "$OUT" = "$OK_LINES" ] && pass "127.0.0.6 relays later without logging in" || fail "127.0.0.6 relays later" "$OUT"

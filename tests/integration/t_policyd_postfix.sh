@@ -64,12 +64,15 @@ run relay 127.0.0.9
 expect_line "unknown client cannot relay" out "554"
 run relay 127.0.0.2
 expect_line "registered relay customer can relay" out "250"
-sleep 0.3
+# policyd sends its FLUSH without waiting; the fake flusher records it
+# when the connection ends
+flushes_at_least() { [ "$(flush_count "$D" "$2")" -ge "$1" ]; }
+wait_for 30 flushes_at_least 1 '^FLUSH customer=acme to=127.0.0.2 reason=connect source=policyd$'
 [ "$(flush_count "$D" '^FLUSH customer=acme to=127.0.0.2 reason=connect source=policyd$')" = 1 ] \
   && pass "customer connecting: one flush request toward it" \
   || fail "customer connecting: one flush request toward it" "$(cat "$D/flush.log")"
 run relay 127.0.0.2
-sleep 0.3
+sleep 0.3                 # time for a wrong second notice to show (nothing to wait for)
 [ "$(flush_count "$D" 'reason=connect')" = 1 ] \
   && pass "second session within notify_interval: still exactly one" \
   || fail "second session within notify_interval: still exactly one" "$(cat "$D/flush.log")"
@@ -101,7 +104,8 @@ run etrn 127.0.0.9 beta.example
 expect_line "ETRN for a fixed-host customer from a stranger: 250" out "250 Queuing started"
 run etrn 127.0.0.9 nope.example
 expect_line "ETRN for an unknown domain: Postfix's own answer" out "459 <nope.example>: service unavailable"
-sleep 0.3
+wait_for 30 flushes_at_least 1 '^FLUSH customer=acme to=127.0.0.2 reason=etrn source=policyd$'
+wait_for 30 flushes_at_least 1 '^FLUSH customer=beta reason=etrn source=policyd$'
 [ "$(flush_count "$D" '^FLUSH customer=acme to=127.0.0.2 reason=etrn source=policyd$')" = 1 ] \
   && pass "authorised ETRN: flush toward the client" || fail "authorised ETRN: flush toward the client" "$(cat "$D/flush.log")"
 [ "$(flush_count "$D" '^FLUSH customer=beta reason=etrn source=policyd$')" = 1 ] \
@@ -119,7 +123,7 @@ expect "fetchmail ETRN from a stranger: refused (exit 4)" 4
 run "$AUTOTURNCTL" -c "$D/autoturn.conf" grant 127.0.0.1 --customer acme --ttl 1m
 run env FETCHMAILHOME="$FM" fetchmail --pidfile "$FM/pid" -f "$FM/rc" -v
 expect "fetchmail ETRN with a grant tied to acme: accepted (exit 0)" 0
-sleep 0.3
+wait_for 30 flushes_at_least 1 '^FLUSH customer=acme to=127.0.0.1 reason=etrn'
 [ "$(flush_count "$D" '^FLUSH customer=acme to=127.0.0.1 reason=etrn')" = 1 ] \
   && pass "fetchmail ETRN: one flush toward the granted client" \
   || fail "fetchmail ETRN: one flush toward the granted client" "$(cat "$D/flush.log")"
