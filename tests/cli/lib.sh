@@ -46,11 +46,13 @@ expect_line() {
 }
 
 # wait_for SECONDS CMD... : poll CMD every 0.1 s until it succeeds (0) or
-# about SECONDS have passed (1). Every check of something asynchronous (a
-# log line, a file, a process) goes through this, never a single look.
+# SECONDS have passed by the clock (1; CMD itself may be slow on a loaded
+# machine, so the deadline is not a count of tries). Every check of
+# something asynchronous (a log line, a file, a process) goes through this,
+# never a single look.
 wait_for() {
-  local n=$(($1 * 10)); shift
-  while [ "$n" -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
+  local end=$((SECONDS + $1)); shift
+  while [ "$SECONDS" -lt "$end" ]; do "$@" && return 0; sleep 0.1; done
   "$@"
 }
 

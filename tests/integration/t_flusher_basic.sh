@@ -30,6 +30,8 @@ customer beta
     tls none
 SRC
 fl_config "$D" "retry_interval = 1h"
+# section 6 holds a flush at its greeting while it checks things: a long wait
+sed -i 's/greeting_timeout = 10s/greeting_timeout = 300s/' "$D/autoturn.conf"
 fl_start "$D" || { fail "flusher starts" "$(cat "$D/flusher.log")"; finish; exit 1; }
 pass "flusher starts as nobody"
 
@@ -152,7 +154,7 @@ sink_stop B
 
 # --- 6. two flushes at once: one runs; the sink sees each message once ---
 # The sink is stopped (SIGSTOP) while the first flush starts: the flush
-# waits for its greeting (greeting_timeout 10s) until the checks are done.
+# waits for its greeting (greeting_timeout 300s) until the checks are done.
 sink_stop A
 fl_idle "$D" acme
 sink_start A "127.0.0.2:$PA" "$D/sinkA2" -w 1 || fail "sink A slow"

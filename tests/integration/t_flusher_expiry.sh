@@ -9,7 +9,7 @@
 # max-age wins; a null sender's DSN goes to the postmaster; a customer
 # whose spool lock is held is skipped until the lock goes; a DSN that the
 # MTA refuses (exit 75) keeps the message; delay warnings (delay_warning
-# 1s, max_age 30s): exactly one per message over several sweeps, only to
+# 1s, max_age 1h): exactly one per message over several sweeps, only to
 # recipients whose NOTIFY asks for DELAY, and markers of gone messages
 # are cleaned.
 . "$SRCDIR/tests/cli/lib.sh"
@@ -140,9 +140,9 @@ fi
 fl_stop
 rm -rf "$D/spool/acme/new"/* "$D/spool/acme/cur"/*
 
-# --- 3. delay warnings: delay_warning 1s, max_age 30s ---
+# --- 3. delay warnings: delay_warning 1s, max_age 1h ---
 rm -f "$D"/dsn/*
-fl_config "$D" "max_age = 30s" "delay_warning = 1s" "sweep_interval = 1s"
+fl_config "$D" "max_age = 1h" "delay_warning = 1s" "sweep_interval = 1s"
 put acme w1 s@example.org a@virt.dom "b@virt.dom|NOTIFY=FAILURE"
 put acme w2 s@example.org "c@virt.dom|NOTIFY=DELAY,FAILURE"
 put acme w3 s@example.org "d@virt.dom|NOTIFY=NEVER"

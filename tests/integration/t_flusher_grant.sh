@@ -68,7 +68,7 @@ sink_start G "127.0.0.7:$PA" "$D/sinkG" || { fail "sink G" "$(cat "$D/sinkG.log"
 sunk() { ls "$D/sinkG" | wc -l; }
 
 # --- 1. CHECK on the policy service ---
-run fl_ctl "$D" grant 127.0.0.7 --customer acme --ttl 1m
+run fl_ctl "$D" grant 127.0.0.7 --customer acme --ttl 1h
 expect "grant 127.0.0.7 to acme" 0
 run pd_raw "CHECK ip=127.0.0.7"
 if printf '%s\n' "$OUT" | grep -Eqx "OK user= customer=acme expires=[0-9]+"; then
@@ -91,11 +91,11 @@ grep -q "customer=acme, id=[^,]*, to=<a@virt.dom>, relay=127.0.0.7\[127.0.0.7\]:
 
 # --- 3. refusals: nothing sent ---
 msg g2; fl_put "$D" acme "$WORK/g2" a@virt.dom
-run fl_ctl "$D" grant 127.0.0.8 --customer beta --ttl 1m
+run fl_ctl "$D" grant 127.0.0.8 --customer beta --ttl 1h
 expect "grant 127.0.0.8 to beta" 0
 run fl_ctl "$D" flush acme --to 127.0.0.8 --wait
 expect "granted to another customer: refused" 77 "" "flush: 127.0.0.8 is not a registered address of acme, and its grant is for beta (not-authorised)"
-run fl_ctl "$D" grant 127.0.0.10 --ttl 1m
+run fl_ctl "$D" grant 127.0.0.10 --ttl 1h
 run fl_ctl "$D" flush acme --to 127.0.0.10 --wait
 expect "granted to no customer: refused" 77 "" "flush: 127.0.0.10 is not a registered address of acme, and its grant is for no customer (not-authorised)"
 run fl_ctl "$D" flush acme --to 127.0.0.9 --wait
@@ -105,7 +105,7 @@ expect_line "FLUSH to= an ungranted address: ERR not-authorised" out "ERR code=n
 run fl_ctl "$D" revoke 127.0.0.7
 run fl_ctl "$D" flush acme --to 127.0.0.7 --wait
 expect "revoked: refused" 77 "" "flush: 127.0.0.7 is not a registered address of acme, nor granted to it (not-authorised)"
-run fl_ctl "$D" grant 127.0.0.7 --customer acme --ttl 1m
+run fl_ctl "$D" grant 127.0.0.7 --customer acme --ttl 1h
 pd_stop
 run fl_ctl "$D" flush acme --to 127.0.0.7 --wait
 expect "policy service down: refused" 77 "" "flush: 127.0.0.7 is not a registered address of acme, and its grants cannot be checked (policy service: connect to $D/run/policyd-control.sock: "

@@ -31,7 +31,7 @@ customer quiet
     trigger etrn
 SRC
 fl_config "$D" "retry_interval = 1h" "hello {" "    enable = true" \
-  "    listen = { \"inet:127.0.0.1:$PH\" }" "    rate_interval = 1m" "}"
+  "    listen = { \"inet:127.0.0.1:$PH\" }" "    rate_interval = 1h" "}"
 fl_start "$D" || { fail "flusher starts" "$(cat "$D/flusher.log")"; finish; exit 1; }
 grep -q "hello: listening on inet:127.0.0.1:$PH" "$D/flusher.log" &&
   pass "hello port listening" || fail "hello port listening" "$(cat "$D/flusher.log")"

@@ -42,6 +42,8 @@ customer big
     tls none
 SRC
 fl_config "$D" "retry_interval = 0s" "max_flushes = 20"
+# section 1 holds a flush at its greeting while it checks things: a long wait
+sed -i 's/greeting_timeout = 10s/greeting_timeout = 300s/' "$D/autoturn.conf"
 # the second flusher: the same spool and table, its own control socket and log
 mkdir -p "$D2/run"
 sed "s|$D/run/flusher.sock|$D2/run/flusher.sock|" "$D/autoturn.conf" >"$D2/autoturn.conf"
@@ -60,7 +62,7 @@ sink_ids() { cat "$@" 2>/dev/null | grep -h '^Message-ID:'; }
 
 # --- 1. two processes, one spool: the lock holds ---
 # the sink is stopped (SIGSTOP) until the second process has been tried:
-# the first flush holds the lock, waiting for the greeting (10s)
+# the first flush holds the lock, waiting for the greeting (300s)
 sink_start A "127.0.0.2:$PA" "$D/sinkA" -w 1 || { fail "slow sink" "$(cat "$D/sinkA.log")"; finish; exit 1; }
 for i in 1 2 3 4; do msg "$WORK/l$i" "l$i"; fl_put "$D" acme "$WORK/l$i" a@virt.dom; done
 kill -STOP "$SINK_PID_A"
