@@ -123,6 +123,9 @@ password=bench-odmr-secret
 secret=$(printf '%s' "$password" | "$ctl" secret) || die "autoturnctl secret failed"
 mkdir -p "$work/spool" "$work/run"
 chown nobody "$work/spool"
+# ODMR sessions run as their own user before AUTH (odmr.user, autoturn-flusher(8))
+id autoturn-odmr >/dev/null 2>&1 ||
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin autoturn-odmr
 cat >"$work/customers" <<SRC
 customer acme
     domain virt.dom

@@ -13,6 +13,7 @@
 #
 # Usage: bench/policyd_ir.sh [SECONDS]   (as root; default 5; valgrind needed)
 #   BUILDDIR   default build/release (the targets are brought up to date)
+#   METRICS=1  with metrics { listen } set: bench/metrics.sh compares both
 # Under callgrind the daemon runs 50 to 100 times slower: a run of 5 s
 # sees about 20,000 requests.
 set -eu
@@ -42,6 +43,8 @@ chmod 777 "$work"                      # callgrind writes its file as nobody
 "$build/ctl/autoturnctl" compile "$work/customers" "$work/customers.cdb" >/dev/null
 chmod 644 "$work/customers" "$work/customers.cdb"
 mkdir "$work/g"; mv "$work/grants" "$work/g/grants"; chown -R nobody:nogroup "$work/g"
+metrics=""
+[ "${METRICS:-0}" = 1 ] && metrics="metrics { listen = \"inet:127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')\" }"
 
 # one run under callgrind: prints "REQUESTS INSTRUCTIONS"
 run() {   # SECONDS (0: no load) OUTFILE
@@ -56,11 +59,16 @@ policyd { listen = { "inet:127.0.0.1:$port" }
           control = "unix:$work/control.sock:0600"
           user = nobody
           group = nogroup
-          grant_file = "$work/g/grants" }
+          grant_file = "$work/g/grants"
+          $metrics }
 flusher { control = "unix:$work/flusher.sock:0660" }
 CONF
-  # started as nobody (not dropping to it) so that callgrind can write its file
-  runuser -u nobody -- valgrind --tool=callgrind --callgrind-out-file="$2" \
+  # started as nobody (not dropping to it) so that callgrind can write its
+  # file; setpriv execs, so the kill below reaches valgrind itself (runuser
+  # would forward it and SIGKILL valgrind 2 s later, before a loaded
+  # machine let it write its file)
+  setpriv --reuid=nobody --regid=nogroup --clear-groups -- valgrind --tool=callgrind \
+    --callgrind-out-file="$2" \
     "$build/policyd/autoturn-policyd" -f -c "$work/conf" 2>"$work/policyd.log" &
   pid=$!
   for i in $(seq 1 300); do
@@ -89,6 +97,12 @@ read -r n ir1 <"$work/r.load"
 [ -n "$ir0" ] && [ -n "$ir1" ] && [ "$n" -gt 0 ] || die "no measurement (requests $n, instructions '$ir0' '$ir1')"
 echo "requests: $n; instructions: start-up $ir0, with load $ir1"
 echo "instructions per request: $(( (ir1 - ir0) / n ))"
+if [ "${METRICS:-0}" = 1 ]; then   # the entry points the daemon calls, with what they call
+  m=$(callgrind_annotate --inclusive=yes "$work/cg.load" 2>/dev/null | awk '
+    $0 ~ /:metrics_(on|clock|elapsed|inc|observe|set) / { gsub(",", "", $1); s += $1 }
+    END { print s + 0 }')
+  echo "metrics calls per request: $(( m / n )) (inclusive, start-up included)"
+fi
 echo
 echo "top functions of the loaded run (own instructions, start-up included):"
 callgrind_annotate --inclusive=no "$work/cg.load" 2>/dev/null |

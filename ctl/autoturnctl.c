@@ -26,16 +26,28 @@ struct command {
 static const struct command commands[] = {
     {"check-config", cmd_check_config, "", "validate the configuration file"},
     {"compile", cmd_compile, "[SRC [DST]]", "compile the customer source into the table"},
-    {"customers", cmd_customers, "[NAME]", "list customers, or show one"},
+    {"customers", cmd_customers, "[NAME] [--json]", "list customers, or show one"},
     {"lookup", cmd_lookup, "domain|address VALUE", "which customer holds VALUE, and why"},
     {"secret", cmd_secret, "", "make a stored secret from a password (stdin)"},
-    {"queue", cmd_queue, "[CUSTOMER]", "show held mail (like mailq)"},
+    {"queue", cmd_queue, "[CUSTOMER] [--json]", "show held mail (like mailq)"},
     {"grant", cmd_grant, "IP [--user U] [--customer C] [--ttl D]", "let IP relay for a while"},
     {"revoke", cmd_revoke, "IP", "end the grant of IP"},
-    {"grants", cmd_grants, "", "list live grants"},
-    {"flush", cmd_flush, "CUSTOMER [--to ADDR] [--wait]", "deliver held mail now"},
-    {"status", cmd_status, "[CUSTOMER]", "what autoturn-flusher is doing"},
+    {"grants", cmd_grants, "[--json]", "list live grants"},
+    {"flush", cmd_flush, "CUSTOMER|--all|--domain D [--to ADDR] [--wait]",
+     "deliver held mail now"},
+    {"status", cmd_status, "[CUSTOMER] [--json]", "what autoturn-flusher is doing"},
+    {"show", cmd_show, "[--body] [CUSTOMER/]ID", "a held message's envelope and headers"},
+    {"delete", cmd_delete, "ID...|--customer C --yes", "delete held mail (logged)"},
+    {"hold", cmd_hold, "ID...|--customer C", "keep held mail from any flush"},
+    {"release", cmd_release, "ID...|--customer C", "let held mail be flushed again"},
+    {"config", cmd_config, "[-n] [NAME...]", "effective settings (-n: non-defaults)"},
+    {"customer", cmd_customer, "add NAME [--KEY VALUE]...|remove NAME",
+     "edit the customer source and compile it"},
+    {"import", cmd_import, "RECIPE [--apply]", "move from qmail/serialmail, qsmtpd, ZMailer, vpopmail"},
 };
+
+/* the listing commands, which take --json */
+static const char *const json_commands[] = {"queue", "grants", "status", "customers"};
 
 static struct config loaded_config;
 static bool config_loaded;
@@ -51,6 +63,7 @@ print_usage(FILE *fp)
     for (i = 0; i < ARRAY_LEN(commands); i++)
         fprintf(fp, "  %-12s %-22s %s\n", commands[i].name, commands[i].args,
                 commands[i].summary);
+    fprintf(fp, "\n--json (queue, grants, status, customers): the same as one JSON object.\n");
     fprintf(fp, "\noptions:\n"
                 "  -c FILE      configuration file (default %s)\n"
                 "  -h, --help   this text\n"
@@ -123,16 +136,38 @@ cli_config(struct cli_ctx *ctx)
     return &loaded_config;
 }
 
+void
+cli_apply_logging(const struct config *cfg)
+{
+    config_apply_logging(cfg, "autoturnctl");
+}
+
 static const struct command *find_command(const char *name);
+
+static bool
+takes_json(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_LEN(json_commands); i++)
+        if (strcmp(json_commands[i], name) == 0)
+            return true;
+    return false;
+}
 
 int
 cli_positional(struct cli_ctx *ctx, int min, int max)
 {
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
     const struct command *cmd = find_command(ctx->argv[0]);
     int c, n;
 
     opterr = 0;
-    while ((c = getopt(ctx->argc, ctx->argv, "+c:h")) != -1) {
+    while ((c = getopt_long(ctx->argc, ctx->argv, "c:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             ctx->config_path = optarg;
@@ -140,8 +175,17 @@ cli_positional(struct cli_ctx *ctx, int min, int max)
         case 'h':
             printf("usage: autoturnctl [-c FILE] %s %s\n", cmd->name, cmd->args);
             return -2;
+        case 'j':
+            if (takes_json(cmd->name)) {
+                ctx->json = true;
+                break;
+            }
+            /* fall through */
         default:
-            cli_usage_error("%s: bad option '-%c'", cmd->name, optopt);
+            if (c == '?' && optopt != 0)
+                cli_usage_error("%s: bad option '-%c'", cmd->name, optopt);
+            else
+                cli_usage_error("%s: bad option '%s'", cmd->name, ctx->argv[optind - 1]);
             return -1;
         }
     }
@@ -200,6 +244,7 @@ main(int argc, char **argv)
         return cli_usage_error("unknown command '%s'", argv[optind]);
     ctx.argc = argc - optind;
     ctx.argv = argv + optind;
-    optind = 1;   /* sub-commands parse their own options from ctx.argv */
+    optind = 0;   /* sub-commands parse their own options from ctx.argv; 0 (not 1)
+                     makes glibc's getopt start afresh, permutation state included */
     return cmd->run(&ctx);
 }

@@ -12,6 +12,7 @@
 #include "addr.h"
 #include "commands.h"
 #include "ctlproto.h"
+#include "json.h"
 #include "units.h"
 #include "util.h"
 
@@ -52,6 +53,8 @@ ask(struct cli_ctx *ctx, const struct ctl_msg *req, ctl_data_fn *datafn, void *d
             return EXIT_USAGE;
         if (code != NULL && strcmp(code, "unknown-customer") == 0)
             return EXIT_NOTFOUND;
+        if (code != NULL && strcmp(code, "forbidden") == 0)
+            return EXIT_NOPERM;
         return EXIT_SOFTWARE;
     }
     return EXIT_OK;
@@ -168,37 +171,93 @@ cmd_revoke(struct cli_ctx *ctx)
     return EXIT_OK;
 }
 
+struct grants_out {
+    bool header;                 /* the header (text) or the first grant (JSON) is out */
+    struct json *j;              /* --json, else NULL */
+};
+
+/* text_or_null - a value the daemon sent, NULL when missing or empty */
+static const char *
+text_or_null(const struct ctl_msg *m, const char *key)
+{
+    const char *v = ctl_msg_get(m, key);
+
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+static void
+grant_json(struct json *j, const struct ctl_msg *m)
+{
+    const char *exp = ctl_msg_get(m, "expires");
+
+    json_object(j, NULL);
+    json_string(j, "address", text_or_null(m, "ip"));
+    json_string(j, "user", text_or_null(m, "user"));
+    json_string(j, "customer", text_or_null(m, "customer"));
+    json_string(j, "source", text_or_null(m, "source"));
+    json_int(j, "expires", exp != NULL ? strtoll(exp, NULL, 10) : 0);
+    json_end(j, '}');
+}
+
 static void
 print_grant(void *ctx, const struct ctl_msg *m)
 {
-    const char *v[4] = {ctl_msg_get(m, "ip"), ctl_msg_get(m, "user"),
-                        ctl_msg_get(m, "customer"), ctl_msg_get(m, "expires")};
+    const char *v[5] = {ctl_msg_get(m, "ip"), ctl_msg_get(m, "user"),
+                        ctl_msg_get(m, "customer"), ctl_msg_get(m, "expires"),
+                        ctl_msg_get(m, "source")};
+    struct grants_out *o = ctx;
     char when[32];
     size_t i;
 
-    if (!*(bool *)ctx)
-        printf("%-39s %-24s %-16s %s\n", "ADDRESS", "USER", "CUSTOMER", "EXPIRES");
-    *(bool *)ctx = true;
+    if (o->j != NULL) {
+        grant_json(o->j, m);
+        o->header = true;
+        return;
+    }
+    if (!o->header)
+        printf("%-39s %-24s %-16s %-20s %s\n", "ADDRESS", "USER", "CUSTOMER", "SOURCE",
+               "EXPIRES");
+    o->header = true;
     for (i = 0; i < ARRAY_LEN(v); i++)
         if (v[i] == NULL || v[i][0] == '\0')
             v[i] = "-";
     cli_format_time(strcmp(v[3], "-") != 0 ? v[3] : NULL, when, sizeof(when));
-    printf("%-39s %-24s %-16s %s\n", v[0], v[1], v[2], when);
+    printf("%-39s %-24s %-16s %-20s %s\n", v[0], v[1], v[2], v[4], when);
 }
 
 int
 cmd_grants(struct cli_ctx *ctx)
 {
     struct ctl_msg req, fin;
-    bool header = false;
+    struct grants_out o = {false, NULL};
+    struct json_buf jb;
     int first, rc;
 
     if ((first = cli_positional(ctx, 0, 0)) < 0)
         return first == -2 ? EXIT_OK : EXIT_USAGE;
     ctl_msg_init(&req, "GRANTS");
-    if ((rc = ask(ctx, &req, print_grant, &header, &fin)) != EXIT_OK)
-        return rc;
-    if (!header)
+    if (ctx->json) {
+        if (json_buf_open(&jb) < 0)
+            return cli_errx("out of memory"), EXIT_SOFTWARE;
+        o.j = &jb.j;
+        json_object(o.j, NULL);
+        json_array(o.j, "grants");
+    }
+    rc = ask(ctx, &req, print_grant, &o, &fin);
+    if (ctx->json) {
+        json_end(o.j, ']');
+        json_end(o.j, '}');
+        return json_buf_close(&jb, rc == EXIT_OK) < 0 ? EXIT_SOFTWARE : rc;
+    }
+    if (rc == EXIT_OK && !o.header)
         printf("no live grants\n");
-    return EXIT_OK;
+    return rc;
+}
+
+/* cli_policyd_ask - one request to autoturn-policyd's control socket (for
+ * autoturnctl import); errors printed, exit code returned. */
+int
+cli_policyd_ask(struct cli_ctx *ctx, const struct ctl_msg *req, struct ctl_msg *final_r)
+{
+    return ask(ctx, req, NULL, NULL, final_r);
 }

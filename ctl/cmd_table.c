@@ -13,6 +13,8 @@
 #include "commands.h"
 #include "custdb.h"
 #include "custdb_compile.h"
+#include "custsrc.h"
+#include "json.h"
 #include "secret.h"
 #include "units.h"
 #include "util.h"
@@ -24,7 +26,8 @@ print_compile_error(void *ctx, const char *msg)
 {
     unsigned *count = ctx;
 
-    (*count)++;
+    if (strstr(msg, ": " CUSTSRC_WARNING) == NULL)
+        (*count)++;
     fprintf(stderr, "%s\n", msg);
 }
 
@@ -103,6 +106,51 @@ open_table(struct cli_ctx *ctx, int *rc_r)
     return db;
 }
 
+/* customer_json - one customer as a JSON object (the secret: set or not) */
+static void
+customer_json(struct json *j, const struct customer *c)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } trig[] = {{TRIGGER_CONNECT, "connect"}, {TRIGGER_ETRN, "etrn"}, {TRIGGER_ATRN, "atrn"}};
+    char buf[IPNET_TEXT_MAX];
+    size_t i;
+
+    json_object(j, NULL);
+    json_string(j, "name", c->name);
+    json_array(j, "domains");
+    for (i = 0; i < c->ndomains; i++)
+        json_string(j, NULL, c->domains[i]);
+    json_end(j, ']');
+    json_array(j, "addresses");
+    for (i = 0; i < c->naddrs; i++)
+        json_string(j, NULL, ipnet_format(&c->addrs[i], buf, sizeof(buf)));
+    json_end(j, ']');
+    json_string(j, "delivery", delivery_mode_name(c->delivery));
+    json_string(j, "delivery_host", c->delivery_host[0] ? c->delivery_host : NULL);
+    json_uint(j, "port", c->port);
+    json_string(j, "tls", tls_policy_name(c->tls));
+    json_array(j, "triggers");
+    for (i = 0; i < ARRAY_LEN(trig); i++)
+        if (c->triggers & trig[i].bit)
+            json_string(j, NULL, trig[i].name);
+    json_end(j, ']');
+    json_bool(j, "relay", c->relay);
+    json_bool(j, "secret", c->has_secret);
+    json_uint(j, "max_messages", c->max_messages);
+    json_uint(j, "max_bytes", c->max_bytes);
+    json_uint(j, "max_age", c->max_age);
+    json_end(j, '}');
+}
+
+static int
+print_customer_json(void *ctx, const struct customer *c)
+{
+    customer_json(ctx, c);
+    return 0;
+}
+
 static int
 print_customer_row(void *ctx, const struct customer *c)
 {
@@ -143,6 +191,39 @@ print_customer(const struct customer *c)
     printf("    max-age      %s\n", units_format_duration(c->max_age, num, sizeof(num)));
 }
 
+/* customers_json - the table (name NULL), or one customer, as JSON */
+static int
+customers_json(struct custdb *db, const char *name)
+{
+    struct customer *c = NULL;
+    struct json_buf jb;
+    struct errbuf err;
+    int rc;
+
+    if (json_buf_open(&jb) < 0) {
+        cli_errx("out of memory");
+        return EXIT_SOFTWARE;
+    }
+    if (name != NULL) {
+        if ((rc = custdb_lookup_name(db, name, &c, &err)) == 1)
+            customer_json(&jb.j, c);
+        customer_free(c);
+    } else {
+        json_object(&jb.j, NULL);
+        json_array(&jb.j, "customers");
+        rc = custdb_foreach(db, print_customer_json, &jb.j, &err) < 0 ? -1 : 1;
+        json_end(&jb.j, ']');
+        json_end(&jb.j, '}');
+    }
+    if (rc == 0)
+        cli_errx("%s: no such customer", name);
+    else if (rc < 0)
+        cli_errx("%s", err.msg);
+    if (json_buf_close(&jb, rc == 1) < 0)
+        return EXIT_SOFTWARE;
+    return rc == 1 ? EXIT_OK : rc == 0 ? EXIT_NOTFOUND : EXIT_TEMPFAIL;
+}
+
 int
 cmd_customers(struct cli_ctx *ctx)
 {
@@ -155,7 +236,9 @@ cmd_customers(struct cli_ctx *ctx)
         return first == -2 ? EXIT_OK : EXIT_USAGE;
     if ((db = open_table(ctx, &rc)) == NULL)
         return rc;
-    if (first < ctx->argc) {
+    if (ctx->json) {
+        rc = customers_json(db, first < ctx->argc ? ctx->argv[first] : NULL);
+    } else if (first < ctx->argc) {
         rc = custdb_lookup_name(db, ctx->argv[first], &c, &err);
         if (rc == 1)
             print_customer(c);

@@ -23,6 +23,7 @@ enum cli_exit {
     EXIT_CANTCREAT = 73,     /* EX_CANTCREAT: cannot write the output */
     EXIT_IOERR = 74,         /* EX_IOERR: I/O error on spool or table */
     EXIT_TEMPFAIL = 75,      /* EX_TEMPFAIL: table missing or corrupt */
+    EXIT_NOPERM = 77,        /* EX_NOPERM: refused (a target, or this user at a socket) */
     EXIT_CONFIG = 78,        /* EX_CONFIG: the configuration is invalid */
 };
 
@@ -32,6 +33,7 @@ struct cli_ctx {
     const char *config_path;     /* -c FILE, or NULL for the default */
     int argc;
     char **argv;                 /* argv[0] is the command name */
+    bool json;                   /* --json (listing commands only) */
 };
 
 /* cli_config - load the configuration once. An explicit -c file must
@@ -40,10 +42,16 @@ struct cli_ctx {
 const struct config *cli_config(struct cli_ctx *ctx);
 
 /* cli_positional - parse the options every sub-command takes (-c FILE,
- * -h) from ctx->argv; on success returns the index of the first
+ * -h, and --json for the listing commands) from ctx->argv, before or
+ * after the arguments; on success returns the index of the first
  * positional argument and checks there are between min and max of them;
  * otherwise prints the problem and returns -1 (help: -2, exit 0). */
 int cli_positional(struct cli_ctx *ctx, int min, int max);
+
+/* cli_apply_logging - log where the daemons log (autoturn.conf log { }),
+ * as "autoturnctl", for the commands that change the spool: what they did
+ * is logged as a daemon's action would be. */
+void cli_apply_logging(const struct config *cfg);
 
 /* cli_format_time - a unix time (decimal text) as local "YYYY-MM-DD
  * HH:MM:SS"; "-" for NULL or 0. */
@@ -66,5 +74,17 @@ int cmd_revoke(struct cli_ctx *ctx);
 int cmd_grants(struct cli_ctx *ctx);
 int cmd_flush(struct cli_ctx *ctx);          /* cmd_flush.c: talk to autoturn-flusher */
 int cmd_status(struct cli_ctx *ctx);
+int cmd_show(struct cli_ctx *ctx);           /* cmd_msg.c: one message, by spool id */
+int cmd_delete(struct cli_ctx *ctx);
+int cmd_hold(struct cli_ctx *ctx);
+int cmd_release(struct cli_ctx *ctx);
+int cmd_config(struct cli_ctx *ctx);         /* cmd_config.c */
+int cmd_customer(struct cli_ctx *ctx);       /* cmd_customer.c: add/remove in the source */
+int cmd_import(struct cli_ctx *ctx);          /* import.c: move from an old recipe */
+
+struct ctl_msg;
+/* cli_policyd_ask - send req to autoturn-policyd's control socket
+ * (cmd_grants.c); prints any error; returns an exit code. */
+int cli_policyd_ask(struct cli_ctx *ctx, const struct ctl_msg *req, struct ctl_msg *final_r);
 
 #endif

@@ -9,18 +9,23 @@
  *
  * SECURITY: the targets come from the customer table and from to=,
  * which is honoured only inside the customer's registered networks or
- * when autoturn-policyd holds a live grant of it for this customer.
+ * when autoturn-policyd holds a live grant of it for this customer that
+ * a trusted source made (SMTP AUTH from a trusted policy peer, or the
+ * control socket: peer_grant_source_trusted); any other grant relays
+ * but never draws held mail.
  * SMTP replies are parsed by smtpc (bounded); DNS answers are parsed
  * with the resolver library's bounds-checked ns_* functions.
  */
 #include <arpa/nameser.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <resolv.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -31,9 +36,12 @@
 #include "deliver.h"
 #include "dsn.h"
 #include "log.h"
+#include "metrics.h"
 #include "mxparse.h"
+#include "peer.h"
 #include "smtpc.h"
 #include "sockspec.h"
+#include "trace.h"
 #include "util.h"
 
 #define CLIENT_SEND_TIMEOUT 10       /* seconds a waiting client may stall a write */
@@ -63,6 +71,15 @@ enum fate {
 struct rcpt_outcome {
     enum fate fate;
     char text[SMTPC_REPLY_TEXT_MAX];
+    const char *status;              /* our own decision's RFC 3463 code, or NULL: the
+                                        server's reply (text) says it */
+};
+
+/* What became of one message, for the flush loop. */
+enum msg_result {
+    MSG_DONE,                        /* tried: its recipients have their outcomes */
+    MSG_RETRY,                       /* not tried: the server ended the session or refused
+                                        MAIL with 4xx after earlier deliveries (f->stop) */
 };
 
 struct flush {
@@ -70,6 +87,9 @@ struct flush {
     const char *name;                /* customer */
     struct smtpc *c;
     const char *relay;
+    const struct targets *targets;   /* to reconnect to; NULL: no reconnecting (ODMR) */
+    unsigned reconnects;             /* made in this flush */
+    unsigned long session_sent;      /* messages delivered over the current connection */
     unsigned long delivered, deferred, bounced;
     bool stop;                       /* the connection is gone: keep the rest */
     char error[ERRBUF_SIZE];         /* why the flush stopped, "" if it did not */
@@ -139,16 +159,16 @@ deliver_set_grant_socket(const char *path)
     grant_socket = path;
 }
 
-/* granted - does autoturn-policyd hold a live grant of ip for c (CHECK on
- * its control socket)? 1 yes; 0 no, err says why (also when it cannot
- * be asked: no answer is no grant) */
+/* granted - does autoturn-policyd hold a live grant of ip for c, made by
+ * a trusted source (CHECK on its control socket)? 1 yes; 0 no, err says
+ * why (also when it cannot be asked: no answer is no grant) */
 
 static int
 granted(const struct customer *c, const char *ip, struct errbuf *err)
 {
     struct ctl_msg req, fin;
     struct errbuf e = {.msg = "request too long"};
-    const char *gc, *code, *text;
+    const char *gc, *code, *text, *src;
 
     if (grant_socket == NULL || grant_socket[0] == '\0') {
         errbuf_set(err, "%s is not a registered address of %s", ip, c->name);
@@ -163,9 +183,14 @@ granted(const struct customer *c, const char *ip, struct errbuf *err)
     code = ctl_msg_get(&fin, "code");
     text = ctl_msg_get(&fin, "text");
     gc = ctl_msg_get(&fin, "customer");
-    if (strcmp(fin.verb, "OK") == 0 && gc != NULL && strcmp(gc, c->name) == 0)
+    src = ctl_msg_get(&fin, "source");
+    if (strcmp(fin.verb, "OK") == 0 && gc != NULL && strcmp(gc, c->name) == 0 &&
+        src != NULL && peer_grant_source_trusted(src))
         return 1;
-    if (strcmp(fin.verb, "OK") == 0)
+    if (strcmp(fin.verb, "OK") == 0 && gc != NULL && strcmp(gc, c->name) == 0)
+        errbuf_set(err, "%s is not a registered address of %s, and its grant comes from an "
+                   "untrusted source (%s)", ip, c->name, src != NULL ? src : "none");
+    else if (strcmp(fin.verb, "OK") == 0)
         errbuf_set(err, "%s is not a registered address of %s, and its grant is %s%s", ip,
                    c->name, gc && gc[0] ? "for " : "for no customer", gc ? gc : "");
     else if (code != NULL && strcmp(code, "not-found") == 0)
@@ -293,8 +318,110 @@ mx_lookup(const char *domain, struct mx *mx, size_t max, struct errbuf *err)
     return n;
 }
 
+/* mx_shuffle - random order within each run of equal preference
+ * (RFC 5321 5.1), the runs still sorted */
+static void
+mx_shuffle(struct mx *mx, int n)
+{
+    struct mx tmp;
+    int i, j, k;
+
+    for (i = 0; i < n; i = j) {
+        for (j = i + 1; j < n && mx[j].pref == mx[i].pref; j++)
+            ;
+        for (k = j - 1; k > i; k--) {
+            int r = i + (int)arc4random_uniform((uint32_t)(k - i + 1));
+
+            tmp = mx[k];
+            mx[k] = mx[r];
+            mx[r] = tmp;
+        }
+    }
+}
+
+/* local_addr - is sa one of this host's interface addresses? */
+static bool
+local_addr(const struct ifaddrs *ifs, const struct sockaddr *sa)
+{
+    struct ipaddr a, b;
+
+    if (ipaddr_from_sockaddr(sa, &a) < 0)
+        return false;
+    for (; ifs != NULL; ifs = ifs->ifa_next)
+        if (ifs->ifa_addr != NULL && ipaddr_from_sockaddr(ifs->ifa_addr, &b) == 0
+            && a.family == b.family && memcmp(a.bytes, b.bytes, a.family == AF_INET ? 4 : 16) == 0)
+            return true;
+    return false;
+}
+
+/* host_ieq - host names equal, case and a trailing dot aside */
+static bool
+host_ieq(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+
+    la -= la > 0 && a[la - 1] == '.';
+    lb -= lb > 0 && b[lb - 1] == '.';
+    return la == lb && la > 0 && strncasecmp(a, b, la) == 0;
+}
+
+/* mx_is_me - is this MX host this host: our host name, or an address of
+ * ours? (a name that does not resolve is not us) */
+static bool
+mx_is_me(const char *host, const char *myname, const struct ifaddrs *ifs)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    bool me = false;
+
+    if (host_ieq(host, myname))
+        return true;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0)
+        return false;
+    for (ai = res; ai != NULL && !me; ai = ai->ai_next)
+        me = local_addr(ifs, ai->ai_addr);
+    freeaddrinfo(res);
+    return me;
+}
+
+/* mx_loop_guard - RFC 5321 5.1: drop the MX hosts at or below our own
+ * preference once we find ourselves in the list; the number kept, 0 when
+ * mail would loop back to us (err says which host is us) */
 static int
-targets_mx(struct targets *t, const struct customer *c, struct errbuf *err)
+mx_loop_guard(const struct customer *c, const char *myhost, const char *domain, struct mx *mx,
+              int n, struct errbuf *err)
+{
+    char myname[NS_MAXDNAME];
+    struct ifaddrs *ifs = NULL;
+    int i;
+
+    if (str_copy(myname, sizeof(myname), myhost) < 0)
+        myname[0] = '\0';
+    if (myname[0] == '\0' && gethostname(myname, sizeof(myname)) < 0)
+        myname[0] = '\0';
+    if (getifaddrs(&ifs) < 0)
+        ifs = NULL;                              /* then only the name can tell */
+    for (i = 0; i < n && !mx_is_me(mx[i].host, myname, ifs); i++)
+        ;
+    if (i < n) {
+        unsigned me = mx[i].pref;
+
+        log_info("customer=%s: MX %s (preference %u) of %s is this host; MX hosts at or "
+                 "below that preference are not used", c->name, mx[i].host, me, domain);
+        while (i > 0 && mx[i - 1].pref == me)
+            i--;
+        if (i == 0)
+            errbuf_set(err, "mail for %s loops back to myself (MX %s, preference %u, is "
+                       "this host)", domain, mx[0].host, me);
+    }
+    if (ifs != NULL)
+        freeifaddrs(ifs);
+    return i;
+}
+
+static int
+targets_mx(struct targets *t, const struct customer *c, const char *myhost, struct errbuf *err)
 {
     static struct mx mx[MX_MAX];
     const char *domain = c->delivery_host;
@@ -314,6 +441,9 @@ targets_mx(struct targets *t, const struct customer *c, struct errbuf *err)
         errbuf_set(err, "%s has a null MX: it accepts no mail", domain);
         return -1;
     }
+    mx_shuffle(mx, n);
+    if ((n = mx_loop_guard(c, myhost, domain, mx, n, err)) == 0)
+        return -1;
     for (i = 0; i < n; i++)
         if (target_host(t, mx[i].host, c->port, err) < 0)
             log_warnx("customer=%s: MX %s: %s", c->name, mx[i].host, err->msg);
@@ -323,7 +453,8 @@ targets_mx(struct targets *t, const struct customer *c, struct errbuf *err)
 }
 
 static int
-targets_get(struct targets *t, const struct customer *c, const char *to, struct errbuf *err)
+targets_get(struct targets *t, const struct customer *c, const char *to, const char *myhost,
+            struct errbuf *err)
 {
     struct ipaddr a;
     size_t i;
@@ -344,7 +475,7 @@ targets_get(struct targets *t, const struct customer *c, const char *to, struct 
     case DELIVERY_HOST:
         return target_host(t, c->delivery_host, c->port, err);
     case DELIVERY_MX:
-        return targets_mx(t, c, err);
+        return targets_mx(t, c, myhost, err);
     }
     return -1;
 }
@@ -407,6 +538,17 @@ all_fates(struct rcpt_outcome *o, size_t n, enum fate fate, const char *text)
     }
 }
 
+/* our_fates - every recipient bounced by a decision of ours (status) */
+static void
+our_fates(struct rcpt_outcome *o, size_t n, const char *status, const char *text)
+{
+    size_t i;
+
+    all_fates(o, n, FATE_BOUNCED, text);
+    for (i = 0; i < n; i++)
+        o[i].status = status;
+}
+
 static enum fate
 fate_of(int code)
 {
@@ -416,22 +558,26 @@ fate_of(int code)
 /* classify - per-recipient outcome of one smtpc_send that returned 0 */
 
 static void
-classify(const struct smtpc *c, const struct smtpc_result *res, struct rcpt_outcome *o)
+classify(const struct smtpc *c, const struct smtpc_result *res, uint64_t size,
+         struct rcpt_outcome *o)
 {
     char text[SMTPC_REPLY_TEXT_MAX];
     size_t i;
 
     switch (res->status) {
     case SMTPC_TOO_BIG:
-        (void)str_printf(text, sizeof(text), "message larger than the server's SIZE limit of "
-                         "%llu bytes", (unsigned long long)smtpc_extensions(c)->size_max);
-        all_fates(o, res->nrcpt, FATE_BOUNCED, text);
+        (void)str_printf(text, sizeof(text), "message too big for the customer's server: "
+                         "%llu bytes, its SIZE limit is %llu; not sent",
+                         (unsigned long long)size, (unsigned long long)smtpc_extensions(c)->size_max);
+        our_fates(o, res->nrcpt, "5.3.4", text);
         return;
     case SMTPC_NEEDS_8BITMIME:
-        all_fates(o, res->nrcpt, FATE_BOUNCED, "8-bit message, server lacks 8BITMIME");
+        our_fates(o, res->nrcpt, "5.6.3", "8-bit message (BODY=8BITMIME) and the customer's "
+                  "server does not offer 8BITMIME; not converted, not sent");
         return;
     case SMTPC_NEEDS_SMTPUTF8:
-        all_fates(o, res->nrcpt, FATE_DEFERRED, "message needs SMTPUTF8, server lacks it");
+        our_fates(o, res->nrcpt, "5.6.7", "message needs SMTPUTF8 (UTF-8 addresses or "
+                  "header) and the customer's server does not offer SMTPUTF8; not sent");
         return;
     case SMTPC_SENT:
     case SMTPC_REJECTED:
@@ -467,50 +613,111 @@ dsn_status(const char *text, const char *dflt, char *buf, size_t size)
     (void)str_copy(buf, size, dflt);
 }
 
-/* bounce - DSN for the recipients whose fate is FATE_BOUNCED; 0 when
- * the MTA took it (or there were none) */
+/* struct notice - the recipients of one DSN being built */
+struct notice {
+    struct dsn d;
+    struct dsn_rcpt *dr;
+    char (*st)[16];
+    char (*diag)[SMTPC_REPLY_TEXT_MAX + 16];
+    char (*orcpt)[ENVELOPE_PARAMS_MAX + 1];
+    char reason[SMTPC_REPLY_TEXT_MAX];
+};
 
+static void
+notice_free(struct notice *n)
+{
+    x_free(n->dr);
+    x_free(n->st);
+    x_free(n->diag);
+    x_free(n->orcpt);
+}
+
+/* notice_add - recipient i with its status and diagnostic */
+static void
+notice_add(struct notice *n, const struct flush *f, const struct envelope *env, size_t i,
+           const struct rcpt_outcome *o)
+{
+    size_t k = n->d.nrcpt;
+
+    if (o->status != NULL) {                     /* ours: the server never saw it */
+        (void)str_copy(n->st[k], sizeof(n->st[0]), o->status);
+        (void)str_printf(n->diag[k], sizeof(n->diag[0]), "X-Autoturn; %s", o->text);
+        (void)str_copy(n->reason, sizeof(n->reason), o->text);
+        n->d.reason = n->reason;
+    } else {
+        dsn_status(o->text, o->fate == FATE_SENT ? "2.0.0" : "5.0.0", n->st[k], sizeof(n->st[0]));
+        (void)str_printf(n->diag[k], sizeof(n->diag[0]), "smtp; %s", o->text);
+    }
+    n->dr[k] = (struct dsn_rcpt){env->rcpt[i].addr, NULL, n->st[k], n->diag[k], f->relay};
+    if (envelope_param(env->rcpt[i].params, "ORCPT", n->orcpt[k], sizeof(n->orcpt[0])) == 1)
+        n->dr[k].orcpt = n->orcpt[k];
+    n->d.nrcpt++;
+}
+
+/* notify - one DSN of action for the recipients whose fate is which and
+ * whose NOTIFY asks for kind; 0 when the MTA took it (or none was due),
+ * -1 (logged with what) */
 static int
-bounce(struct flush *f, const char *id, struct spool_msg *m, const struct rcpt_outcome *o)
+notify(struct flush *f, const char *id, struct spool_msg *m, const struct rcpt_outcome *o,
+       enum fate which, enum dsn_action action, const char *kind, const char *what)
 {
     const struct envelope *env = spool_msg_envelope(m);
-    struct dsn_rcpt *dr = x_calloc(env->nrcpt, sizeof(*dr));
-    char (*st)[16] = x_calloc(env->nrcpt, sizeof(*st));
-    char (*diag)[SMTPC_REPLY_TEXT_MAX + 8] = x_calloc(env->nrcpt, sizeof(*diag));
-    char (*orcpt)[ENVELOPE_PARAMS_MAX + 1] = x_calloc(env->nrcpt, sizeof(*orcpt));
-    struct dsn d = {DSN_FAILED, f->r->cfg->flusher.myhostname, f->name,
-                    "the customer's server refused it", 0, dr};
+    struct notice n;
     struct errbuf err;
     size_t i;
     int rc = -1;
 
-    if (dr == NULL || st == NULL || diag == NULL || orcpt == NULL) {
-        log_warnx("customer=%s, id=%s: out of memory for a DSN", f->name, id);
+    memset(&n, 0, sizeof(n));
+    n.d = (struct dsn){action, f->r->cfg->flusher.myhostname, f->name,
+                       action == DSN_RELAYED ? "delivered to a server without DSN support"
+                                             : "the customer's server refused it", 0, NULL};
+
+    n.dr = x_calloc(env->nrcpt, sizeof(*n.dr));
+    n.st = x_calloc(env->nrcpt, sizeof(*n.st));
+    n.diag = x_calloc(env->nrcpt, sizeof(*n.diag));
+    n.orcpt = x_calloc(env->nrcpt, sizeof(*n.orcpt));
+    n.d.rcpt = n.dr;
+    if (n.dr == NULL || n.st == NULL || n.diag == NULL || n.orcpt == NULL) {
+        log_warnx("customer=%s, id=%s: out of memory for a DSN; %s", f->name, id, what);
         goto out;
     }
-    for (i = 0; i < env->nrcpt; i++) {
-        if (o[i].fate != FATE_BOUNCED)
-            continue;
-        dsn_status(o[i].text, "5.0.0", st[d.nrcpt], sizeof(st[0]));
-        (void)str_printf(diag[d.nrcpt], sizeof(diag[0]), "smtp; %s", o[i].text);
-        dr[d.nrcpt] = (struct dsn_rcpt){env->rcpt[i].addr, NULL, st[d.nrcpt], diag[d.nrcpt],
-                                        f->relay};
-        if (envelope_param(env->rcpt[i].params, "ORCPT", orcpt[d.nrcpt], sizeof(orcpt[0])) == 1)
-            dr[d.nrcpt].orcpt = orcpt[d.nrcpt];
-        d.nrcpt++;
-    }
+    for (i = 0; i < env->nrcpt; i++)
+        if (o[i].fate == which && dsn_notify_wants(env->rcpt[i].params, kind))
+            notice_add(&n, f, env, i, &o[i]);
     rc = 0;
-    if (d.nrcpt > 0 && (rc = dsn_send(&f->r->cfg->flusher, &d, m,
-                                     dsn_recipient(env, f->r->cfg->flusher.postmaster),
-                                     &err)) < 0)
-        log_warnx("customer=%s, id=%s: DSN not sent: %s; keeping the refused recipients",
-                  f->name, id, err.msg);
+    if (n.d.nrcpt > 0 && (rc = dsn_send(&f->r->cfg->flusher, &n.d, m,
+                                        dsn_recipient(env, f->r->cfg->flusher.postmaster),
+                                        &err)) < 0)
+        log_warnx("customer=%s, id=%s: DSN not sent: %s; %s", f->name, id, err.msg, what);
+    else if (n.d.nrcpt > 0 && action == DSN_RELAYED)
+        log_info("customer=%s, id=%s: relayed DSN sent for %zu recipient(s) (NOTIFY=SUCCESS, "
+                 "server without DSN)", f->name, id, n.d.nrcpt);
 out:
-    x_free(dr);
-    x_free(st);
-    x_free(diag);
-    x_free(orcpt);
+    notice_free(&n);
     return rc;
+}
+
+/* bounce - DSN for the recipients whose fate is FATE_BOUNCED and whose
+ * NOTIFY asks for failures; 0 when the MTA took it (or none was due) */
+static int
+bounce(struct flush *f, const char *id, struct spool_msg *m, const struct rcpt_outcome *o)
+{
+    return notify(f, id, m, o, FATE_BOUNCED, DSN_FAILED, "FAILURE",
+                  "keeping the refused recipients");
+}
+
+/* relayed - RFC 3461 5.2.2: recipients that asked NOTIFY=SUCCESS, now
+ * delivered to a server that does not offer DSN (so NOTIFY was not passed
+ * on), get a "relayed" DSN; none for the null sender. A failure is only
+ * logged: the message is delivered, nothing is kept for it. */
+static void
+relayed(struct flush *f, const char *id, struct spool_msg *m, const struct rcpt_outcome *o)
+{
+    const struct envelope *env = spool_msg_envelope(m);
+
+    if (smtpc_extensions(f->c)->dsn || env->sender[0] == '\0')
+        return;
+    (void)notify(f, id, m, o, FATE_SENT, DSN_RELAYED, "SUCCESS", "the message is delivered");
 }
 
 /* keep_only - the spool copy keeps exactly the recipients in keep[] */
@@ -526,6 +733,7 @@ keep_only(struct flush *f, const char *id, const struct envelope *env, const boo
     envelope_init(&ne);
     (void)str_copy(ne.customer, sizeof(ne.customer), env->customer);
     (void)str_copy(ne.queue_id, sizeof(ne.queue_id), env->queue_id);
+    envelope_set_client(&ne, env->client_addr, env->client_name, env->helo);
     ne.arrival = env->arrival;
     if (envelope_set_sender(&ne, env->sender, env->mail_params, err) < 0)
         goto out;
@@ -558,6 +766,9 @@ report(struct flush *f, const char *id, const struct envelope *env, const struct
                  id, env->rcpt[i].addr, f->relay, delay < 0 ? 0 : delay, fate_name(o[i].fate),
                  o[i].text);
         client_progress(f, id, env->rcpt[i].addr, fate_name(o[i].fate), o[i].text);
+        metrics_inc(METRIC_DELIVERIES, o[i].fate == FATE_SENT ? METRICS_SENT
+                                       : o[i].fate == FATE_BOUNCED ? METRICS_BOUNCED
+                                       : METRICS_DEFERRED);
         if (o[i].fate == FATE_SENT)
             f->delivered++;
         else if (o[i].fate == FATE_BOUNCED)
@@ -582,6 +793,7 @@ settle(struct flush *f, const char *id, struct spool_msg *m, struct rcpt_outcome
         log_warnx("customer=%s, id=%s: out of memory; message kept", f->name, id);
         return;
     }
+    relayed(f, id, m, o);
     if (bounce(f, id, m, o) < 0)
         for (i = 0; i < env->nrcpt; i++)
             if (o[i].fate == FATE_BOUNCED) {
@@ -644,25 +856,55 @@ skip_unwanted(struct rcpt_outcome *o, const bool *want, size_t n)
             o[i].fate = FATE_SKIPPED;
 }
 
+/* trace - our Received: line for this copy ("for" when it goes to one
+ * recipient); "" if it cannot be built (the message goes without it) */
+static void
+trace(const struct flush *f, const struct envelope *env, const bool *want, char *buf, size_t size)
+{
+    const char *rcpt = NULL;
+    size_t i, n = 0;
+
+    for (i = 0; i < env->nrcpt; i++)
+        if (want[i] && n++ == 0)
+            rcpt = env->rcpt[i].addr;
+    if (trace_received(env, f->r->cfg->flusher.myhostname, n == 1 ? rcpt : NULL, buf, size) < 0)
+        buf[0] = '\0';
+}
+
+/* session_limit - did the server end the session or refuse MAIL with
+ * 4xx after this connection delivered something? Then the message was
+ * not tried and a new connection may take it (reconnect). */
+static bool
+session_limit(const struct flush *f, int rc, const struct smtpc_result *res)
+{
+    if (f->session_sent == 0 || f->targets == NULL)
+        return false;
+    if (rc < 0)
+        return smtpc_peer_closed(f->c);
+    return res->mail.code >= 400 && res->mail.code < 500;
+}
+
 /* one_message - deliver one spool message over f->c */
 
-static void
+static enum msg_result
 one_message(struct flush *f, const char *id)
 {
     struct spool_msg *m = NULL;
     struct smtpc_result res;
     struct rcpt_outcome *o = NULL;
+    char received[TRACE_RECEIVED_MAX];
     bool *want = NULL;
     struct errbuf err;
     const struct envelope *env;
+    enum msg_result mr = MSG_DONE;
     int rc;
 
     memset(&res, 0, sizeof(res));
     if ((rc = spool_msg_open(f->r->spool, f->name, id, &m, &err)) == SPOOL_MALFORMED)
-        return;                                  /* moved to bad/ and logged */
+        return MSG_DONE;                         /* moved to bad/ and logged */
     if (rc < 0) {
         log_warnx("customer=%s, id=%s: cannot open: %s; skipped", f->name, id, err.msg);
-        return;
+        return MSG_DONE;
     }
     env = spool_msg_envelope(m);
     if ((o = x_calloc(env->nrcpt, sizeof(*o))) == NULL
@@ -672,7 +914,15 @@ one_message(struct flush *f, const char *id)
     }
     if (wanted(f, env, want) == 0)
         goto out;                                /* nothing for the domains asked for */
-    if (smtpc_send_some(f->c, m, want, &res, &err) < 0) {
+    trace(f, env, want, received, sizeof(received));
+    rc = smtpc_send_some(f->c, m, want, received, &res, &err);
+    if (session_limit(f, rc, &res)) {
+        (void)str_copy(f->error, sizeof(f->error), rc < 0 ? err.msg : res.mail.text);
+        f->stop = true;
+        mr = MSG_RETRY;
+        goto out;
+    }
+    if (rc < 0) {
         all_fates(o, env->nrcpt, FATE_DEFERRED, err.msg);
         skip_unwanted(o, want, env->nrcpt);
         report(f, id, env, o);
@@ -680,9 +930,11 @@ one_message(struct flush *f, const char *id)
         f->stop = true;
         goto out;
     }
-    classify(f->c, &res, o);
+    classify(f->c, &res, spool_msg_body_size(m) + strlen(received), o);
     skip_unwanted(o, want, env->nrcpt);
     settle(f, id, m, o);
+    if (res.status == SMTPC_SENT)
+        f->session_sent++;
     if ((res.mail.code >= 400 && res.mail.code < 500) ||
         (res.data.code >= 400 && res.data.code < 500)) {
         (void)str_printf(f->error, sizeof(f->error), "temporary failure: %s",
@@ -698,6 +950,7 @@ out:
     x_free(want);
     x_free(o);
     spool_msg_close(m);
+    return mr;
 }
 
 /* --- the flush --- */
@@ -709,7 +962,7 @@ client_opts(const struct deliver_req *r)
     const struct config_flusher *cf = &r->cfg->flusher;
     struct smtpc_opts o = {(unsigned)cf->connect_timeout, (unsigned)cf->greeting_timeout,
                            (unsigned)cf->command_timeout, (unsigned)cf->data_timeout,
-                           cf->myhostname, r->cust->tls, NULL};
+                           cf->myhostname, r->cust->tls, NULL, cf->chunking};
 
     return o;
 }
@@ -735,14 +988,46 @@ connect_any(struct flush *f, const struct targets *t)
     return -1;
 }
 
+/* reconnect - a new connection after the server ended a session that
+ * had delivered something (its per-session limit); 0, or -1 (f->error
+ * says why, f->stop stays set) */
+static int
+reconnect(struct flush *f)
+{
+    unsigned max = (unsigned)f->r->cfg->flusher.max_reconnects;
+
+    if (f->reconnects >= max) {
+        log_info("customer=%s: relay=%s: session ended (%s); max_reconnects (%u) reached",
+                 f->name, f->relay, f->error, max);
+        return -1;
+    }
+    f->reconnects++;
+    log_info("customer=%s: relay=%s: session ended after %lu message(s) (%s); reconnecting "
+             "(%u of %u)", f->name, f->relay, f->session_sent, f->error, f->reconnects, max);
+    smtpc_close(f->c);
+    f->c = NULL;
+    if (connect_any(f, f->targets) < 0)
+        return -1;
+    f->session_sent = 0;
+    f->stop = false;
+    f->error[0] = '\0';
+    return 0;
+}
+
 static void
 run_messages(struct flush *f, const struct spool_entry *v, size_t n)
 {
     struct errbuf err;
-    size_t i;
+    size_t i = 0;
 
-    for (i = 0; i < n && !f->stop; i++)
-        one_message(f, v[i].id);
+    while (i < n && !f->stop) {
+        if (one_message(f, v[i].id) == MSG_RETRY) {
+            if (reconnect(f) == 0)
+                continue;                        /* the same message, new connection */
+            break;                               /* not tried: counted below */
+        }
+        i++;
+    }
     if (spool_sync(f->r->spool, f->name, &err) < 0)
         log_warnx("customer=%s: %s (delivered mail may be delivered again)", f->name, err.msg);
     if (f->stop && i < n) {
@@ -783,7 +1068,8 @@ flush(struct flush *f, bool *failed_r, bool *busy_r)
         log_info("customer=%s: nothing held (reason=%s)", f->name, f->r->reason);
         goto done;
     }
-    if (targets_get(&t, f->r->cust, f->r->to, &err) < 0 || t.n == 0) {
+    if (targets_get(&t, f->r->cust, f->r->to, f->r->cfg->flusher.myhostname, &err) < 0
+        || t.n == 0) {
         if (t.n == 0 && err.msg[0] == '\0')
             errbuf_set(&err, "no target address");
         log_warnx("customer=%s: %s; %zu message(s) stay held", f->name, err.msg, n);
@@ -793,6 +1079,7 @@ flush(struct flush *f, bool *failed_r, bool *busy_r)
         goto done;
     }
     log_info("customer=%s: flush of %zu message(s) (reason=%s)", f->name, n, f->r->reason);
+    f->targets = &t;
     if (connect_any(f, &t) < 0) {
         f->deferred = n;
         *failed_r = true;
@@ -862,9 +1149,11 @@ deliver_reversed(const struct deliver_req *r, int fd, SSL_CTX *ctx, SSL *ssl, co
 {
     struct smtpc_opts o = client_opts(r);
     struct smtpc_reply reply;
+    struct timespec t0;
     struct errbuf err;
     struct flush f;
 
+    metrics_clock(&t0);
     memset(&f, 0, sizeof(f));
     f.r = r;
     f.name = r->cust->name;
@@ -874,6 +1163,11 @@ deliver_reversed(const struct deliver_req *r, int fd, SSL_CTX *ctx, SSL *ssl, co
     f.nonly = nonly;
     if (greeting_timeout > o.greeting_timeout)
         o.greeting_timeout = greeting_timeout;
+    /* Never STARTTLS on a turned-around connection: the customer's client
+     * (fetchmail) relays it line by line and a handshake through it
+     * stalls. The ODMR session itself may be TLS (the customer's "tls
+     * encrypt" makes ATRN require it, odmr_session.c). */
+    o.tls = TLS_NONE;
     log_info("customer=%s: flush of %zu message(s) (reason=%s)", f.name, n, r->reason);
     if (smtpc_adopt(fd, ctx, ssl, peer, &o, &f.c, &reply, &err) < 0) {
         log_warnx("customer=%s: relay=%s: %s", f.name, peer, err.msg);
@@ -889,6 +1183,7 @@ deliver_reversed(const struct deliver_req *r, int fd, SSL_CTX *ctx, SSL *ssl, co
     res->bounced = f.bounced;
     res->failed = f.delivered == 0 && f.deferred > 0;
     res->busy = false;
+    metrics_flush_done(r->reason, res->failed, metrics_elapsed(&t0));
 }
 
 /* --- the child --- */
@@ -902,7 +1197,7 @@ void
 deliver_child_setup(const struct config *cfg, int keep1, int keep2)
 {
     static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGALRM, SIGUSR1, SIGUSR2};
-    unsigned lo = (unsigned)keep1, hi = (unsigned)keep2;
+    const int keep[2] = {keep1, keep2};
     sigset_t all;
     size_t i;
 
@@ -911,19 +1206,7 @@ deliver_child_setup(const struct config *cfg, int keep1, int keep2)
     signal(SIGPIPE, SIG_IGN);     /* write errors are handled where they happen */
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
-    if (keep2 < 0)
-        hi = lo;
-    if (lo > hi) {
-        unsigned tmp = lo;
-
-        lo = hi;
-        hi = tmp;
-    }
-    if (lo > 3)
-        close_range(3, lo - 1, 0);
-    if (hi > lo + 1)
-        close_range(lo + 1, hi - 1, 0);
-    close_range(hi + 1, ~0U, 0);
+    fd_close_except(keep, 2);
     config_apply_logging(cfg, DELIVER_PROG);   /* the syslog socket was closed */
 }
 

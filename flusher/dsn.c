@@ -44,6 +44,7 @@
 #include "envelope.h"
 #include "sockspec.h"
 #include "spool.h"
+#include "trace.h"
 
 #define DSN_HEADERS_MAX    (64u * 1024)        /* original header block returned */
 #define DSN_PART_MAX       (16u * 1024 * 1024) /* one generated part */
@@ -228,29 +229,6 @@ put_folded(struct dbuf *b, const char *prefix, const char *text)
     dbuf_str(b, "\r\n");
 }
 
-/* format_date - RFC 5322 3.3 date-time in local time, independent of the
- * locale. */
-static void
-format_date(char *buf, size_t size, time_t t)
-{
-    static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-    static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    struct tm tm;
-    long off;
-
-    if (localtime_r(&t, &tm) == NULL) {
-        str_copy(buf, size, "Thu, 01 Jan 1970 00:00:00 +0000");
-        return;
-    }
-    off = tm.tm_gmtoff / 60;
-    if (str_printf(buf, size, "%s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld",
-                   days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
-                   tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                   off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60) < 0)
-        buf[0] = '\0';
-}
-
 /* random_hex - 2 * nbytes hex digits from getrandom; should that fail,
  * from the clock, the pid and a counter (unique enough for a boundary,
  * which is checked against the content anyway). */
@@ -355,9 +333,11 @@ put_crlf(struct dbuf *b, const char *p, size_t len)
 }
 
 /* build_original - the third part: *full_r says whether the whole
- * message is returned (RET=FULL and small enough) or only its headers. */
+ * message is returned (RET=FULL, a failure report, and small enough: RFC
+ * 3461 4.3, RET is about failed DSNs) or only its headers. */
 static int
-build_original(struct spool_msg *m, struct dbuf *part, bool *full_r, struct errbuf *err)
+build_original(struct spool_msg *m, bool failure, struct dbuf *part, bool *full_r,
+               struct errbuf *err)
 {
     const struct envelope *env = spool_msg_envelope(m);
     char ret[16];
@@ -366,7 +346,8 @@ build_original(struct spool_msg *m, struct dbuf *part, bool *full_r, struct errb
     int rc = -1;
 
     *full_r = envelope_param(env->mail_params, "RET", ret, sizeof(ret)) == 1
-              && str_ieq(ret, "FULL") && spool_msg_body_size(m) <= DSN_FULL_MAX;
+              && str_ieq(ret, "FULL") && spool_msg_body_size(m) <= DSN_FULL_MAX
+              && failure;
     dbuf_init(&raw, DSN_FULL_MAX);
     if (read_original(m, &raw, *full_r ? DSN_FULL_MAX : DSN_HEADERS_MAX, &more, err) < 0)
         goto out;
@@ -405,7 +386,13 @@ status_or_default(const char *s, enum dsn_action action)
         if (s[i] == '\0' && dots == 2 && digits > 0)
             return s;
     }
-    return action == DSN_FAILED ? "5.0.0" : "4.0.0";
+    return action == DSN_FAILED ? "5.0.0" : action == DSN_RELAYED ? "2.0.0" : "4.0.0";
+}
+
+static const char *
+action_name(enum dsn_action action)
+{
+    return action == DSN_FAILED ? "failed" : action == DSN_RELAYED ? "relayed" : "delayed";
 }
 
 /* diag_text - the sanitized Diagnostic-Code value, with "smtp; " in front
@@ -439,7 +426,7 @@ build_rcpt_status(struct dbuf *b, const struct dsn *d, const struct dsn_rcpt *r)
         if (str_printf(pfx, sizeof(pfx), "Original-Recipient: %s", text) == 0)
             put_folded(b, pfx, dec);
     }
-    dbuf_printf(b, "Action: %s\r\n", d->action == DSN_FAILED ? "failed" : "delayed");
+    dbuf_printf(b, "Action: %s\r\n", action_name(d->action));
     dbuf_printf(b, "Status: %s\r\n", status_or_default(r->status, d->action));
     if (r->remote_mta != NULL && r->remote_mta[0] != '\0') {
         sanitize(text, sizeof(text), r->remote_mta, false);
@@ -466,7 +453,7 @@ build_status(struct dbuf *b, const struct dsn *d, const struct envelope *env)
         sanitize(val, sizeof(val), env->queue_id, false);
         dbuf_printf(b, "X-Autoturn-Queue-ID: %s\r\n", val);
     }
-    format_date(date, sizeof(date), env->arrival);
+    trace_date(date, sizeof(date), env->arrival);
     dbuf_printf(b, "Arrival-Date: %s\r\n", date);
     for (i = 0; i < d->nrcpt; i++)
         build_rcpt_status(b, d, &d->rcpt[i]);
@@ -488,6 +475,11 @@ build_human(struct dbuf *b, const struct dsn *d)
         put_folded(b, "", "Your message could not be delivered to one or more recipients. "
                           "It was held for a customer whose server connects from time to time, "
                           "and it cannot be delivered: see the report below.");
+    else if (d->action == DSN_RELAYED)
+        put_folded(b, "", "Your message was delivered to the server of the customer it was "
+                          "held for, as you asked to be told. That server does not offer "
+                          "delivery status notifications, so no further notification will "
+                          "be sent.");
     else
         put_folded(b, "", "Your message has not been delivered yet to one or more recipients. "
                           "It is held for a customer whose server connects from time to time; "
@@ -549,13 +541,14 @@ put_headers(struct dbuf *out, const struct dsn *d, const char *to, time_t now,
 
     sanitize(host, sizeof(host), d->reporting_mta, false);
     sanitize(rcpt, sizeof(rcpt), to, true);
-    format_date(date, sizeof(date), now);
+    trace_date(date, sizeof(date), now);
     random_hex(rnd, 8);
     dbuf_printf(out, "Date: %s\r\n", date);
     dbuf_printf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", host);
     put_folded(out, "To: ", rcpt);
     dbuf_printf(out, "Subject: %s\r\n", d->action == DSN_FAILED
-                ? "Undelivered Mail Returned to Sender" : "Delayed Mail (still being retried)");
+                ? "Undelivered Mail Returned to Sender" : d->action == DSN_RELAYED
+                ? "Successful Mail Delivery Report" : "Delayed Mail (still being retried)");
     dbuf_printf(out, "Message-ID: <%lld.%ld.%s@%s>\r\n", (long long)now, (long)getpid(), rnd, host);
     dbuf_str(out, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n");
     dbuf_printf(out, "Content-Type: multipart/report; report-type=delivery-status;\r\n"
@@ -580,7 +573,7 @@ dsn_write(int fd, const struct dsn *d, struct spool_msg *m, const char *to, time
     dbuf_init(&out, 3 * (size_t)DSN_PART_MAX + 65536);
     build_human(&parts[0], d);
     build_status(&parts[1], d, spool_msg_envelope(m));
-    if (build_original(m, &parts[2], &full, err) < 0)
+    if (build_original(m, d->action == DSN_FAILED, &parts[2], &full, err) < 0)
         goto out;
     for (i = 0; i < ARRAY_LEN(parts); i++)
         if (parts[i].failed) {
@@ -598,7 +591,9 @@ dsn_write(int fd, const struct dsn *d, struct spool_msg *m, const char *to, time
     put_part(&out, boundary, "Content-Description: Delivery report\r\n"
              "Content-Type: message/delivery-status\r\n", &parts[1]);
     put_part(&out, boundary, full ? "Content-Description: Undelivered Message\r\n"
-             "Content-Type: message/rfc822\r\n" : "Content-Description: Undelivered Message Headers\r\n"
+             "Content-Type: message/rfc822\r\n" : d->action == DSN_RELAYED
+             ? "Content-Description: Message Headers\r\nContent-Type: text/rfc822-headers\r\n"
+             : "Content-Description: Undelivered Message Headers\r\n"
              "Content-Type: text/rfc822-headers\r\n", &parts[2]);
     dbuf_printf(&out, "\r\n--%s--\r\n", boundary);
     if (out.failed) {
@@ -615,6 +610,19 @@ out:
         x_free(parts[i].p);
     x_free(out.p);
     return rc;
+}
+
+bool
+dsn_notify_wants(const char *params, const char *kind)
+{
+    char val[DSN_FIELD_MAX], *tok, *save = NULL;
+
+    if (envelope_param(params, "NOTIFY", val, sizeof(val)) != 1)
+        return !str_ieq(kind, "SUCCESS");
+    for (tok = strtok_r(val, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save))
+        if (str_ieq(tok, kind))
+            return true;
+    return false;
 }
 
 const char *

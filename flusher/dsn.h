@@ -11,7 +11,8 @@
  * headers (text/rfc822-headers; the full message when RET=FULL and it is
  * small enough). From: MAILER-DAEMON@<myhostname>, envelope sender <>.
  * Never bounce a bounce: when the original sender is <> the DSN goes to
- * the configured postmaster instead.
+ * the configured postmaster instead (a "relayed" notice is not sent for
+ * the null sender at all: the caller's business).
  */
 #ifndef AUTOTURN_DSN_H
 #define AUTOTURN_DSN_H
@@ -29,6 +30,8 @@
 enum dsn_action {
     DSN_FAILED,
     DSN_DELAYED,
+    DSN_RELAYED,                  /* RFC 3461 5.2.2: delivered to a server without DSN:
+                                     no further notification will come (headers only) */
 };
 
 struct dsn_rcpt {
@@ -47,6 +50,12 @@ struct dsn {
     size_t nrcpt;
     const struct dsn_rcpt *rcpt;
 };
+
+/* dsn_notify_wants - does a recipient with these RCPT params want a DSN
+ * of this kind ("SUCCESS", "FAILURE", "DELAY")? Without NOTIFY (or with
+ * one that cannot be read): FAILURE and DELAY yes, SUCCESS no (RFC 3461
+ * 4.1). */
+bool dsn_notify_wants(const char *params, const char *kind);
 
 /* dsn_recipient - who gets the DSN for this envelope: its sender, or
  * postmaster when the sender is <> (never bounce a bounce). */

@@ -9,8 +9,10 @@
  * EOF says the child is gone (no SIGCHLD handler), its one RESULT line
  * says how the flush went.
  *
- * SECURITY: anyone who can open the control socket (its mode and group
- * decide) may send requests: each is one bounded line (ctl_linebuf,
+ * SECURITY: the control socket's mode and group decide who may connect;
+ * then the peer's uid (SO_PEERCRED) must be root, an autoturn daemon's
+ * user or in control_users, or the peer gets one "forbidden" line and is
+ * disconnected (logged). A request is one bounded line (ctl_linebuf,
  * ctl_parse), connections are capped (CONN_MAX) and time out, pending
  * output is bounded (CONN_OUT_MAX), and no client can block the loop
  * (non-blocking sockets). The customer named must exist and the target
@@ -33,7 +35,9 @@
 #include "deliver.h"
 #include "hello.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "odmr.h"
+#include "peer.h"
 #include "schedule.h"
 #include "spool.h"
 #include "sweep.h"
@@ -78,6 +82,7 @@ struct child {
     struct sched_entry *e;
     char buf[RESULT_MAX];
     size_t len;
+    struct timespec t0;          /* start, for the flush duration metric */
 };
 
 static struct {
@@ -94,10 +99,13 @@ static struct {
     struct ev odmr_ev;
     struct conn *conns;
     size_t nconns;
+    struct peer_users control_users; /* root, the daemons' users, control_users */
     time_t now, started;
     struct ev sweep;             /* the expiry sweep's status pipe (sweep.c) */
     pid_t sweep_pid;             /* 0: no sweep running */
     time_t next_sweep;
+    int exit_code;               /* 1 when stopping because a part failed */
+    struct metrics_http *metrics; /* NULL: metrics off */
 } fl;
 
 /* --- control connections --- */
@@ -209,10 +217,12 @@ child_add(struct sched_entry *e, const struct sched_req *req, pid_t pid, int fd)
         ch->ev.kind = EV_CHILD;
         ch->ev.fd = fd;
         ch->e = e;
+        metrics_clock(&ch->t0);
         ee.events = EPOLLIN;
         ee.data.ptr = ch;
         if (epoll_ctl(fl.epfd, EPOLL_CTL_ADD, fd, &ee) == 0) {
             sched_started(fl.sched, e, req, pid, fd, fl.now);
+            metrics_set(METRIC_FLUSHES_RUNNING, 0, (double)sched_running(fl.sched));
             return;
         }
         log_warn("epoll_ctl add");
@@ -328,10 +338,12 @@ child_event(struct child *ch)
     }
     ev_close(&ch->ev);            /* EOF (the child is gone), error, or too long */
     failed = child_status(ch, e->pid);
+    metrics_flush_done(e->req.reason, failed, metrics_elapsed(&ch->t0));
     if (sched_finished(fl.sched, e, failed, fl.now, &next))
         start_again(e, &next);
     x_free(ch);
     start_queued();
+    metrics_set(METRIC_FLUSHES_RUNNING, 0, (double)sched_running(fl.sched));
 }
 
 /* --- requests --- */
@@ -544,6 +556,7 @@ status_customer(struct conn *c, const char *name)
     ctl_msg_addf(&m, "bytes", "%" PRIu64, st.bytes);
     ctl_msg_addf(&m, "oldest", "%lld", (long long)st.oldest);
     ctl_msg_add(&m, "flushing", e != NULL && e->pid != 0 ? "1" : "0");
+    ctl_msg_addf(&m, "on_hold", "%" PRIu64, st.on_hold);
     conn_finish(c, &m);
 }
 
@@ -626,6 +639,38 @@ conn_event(struct conn *c, uint32_t events)
     conn_input(c);
 }
 
+/* conn_allowed - may the peer of fd use the control socket? A refused
+ * peer gets one line (without blocking) and is logged. */
+static bool
+conn_allowed(int fd)
+{
+    char name[PEER_NAME_MAX];
+    uid_t uid;
+    pid_t pid;
+
+    if (peer_cred(fd, &uid, &pid) < 0) {
+        log_warn("control: SO_PEERCRED");
+        return false;
+    }
+    if (peer_users_has(&fl.control_users, uid))
+        return true;
+    log_warnx("control: connection from %s (pid %ld) refused: not root, an autoturn daemon's "
+              "user or in control_users", peer_user_name(uid, name, sizeof(name)), (long)pid);
+    ctl_refuse(fd, "forbidden", "not root, an autoturn daemon's user or in "
+               "flusher.control_users");
+    return false;
+}
+
+/* control_users_load - who may use the control socket (unknown names logged) */
+static void
+control_users_load(void)
+{
+    struct errbuf err;
+
+    if (peer_users_control(&fl.control_users, &fl.cfg, &fl.cfg.flusher.control_users, &err) < 0)
+        log_warnx("control_users: %s (ignored)", err.msg);
+}
+
 static void
 conn_accept(void)
 {
@@ -634,6 +679,10 @@ conn_accept(void)
     int fd;
 
     while ((fd = accept4(fl.listener.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+        if (!conn_allowed(fd)) {
+            close(fd);
+            continue;
+        }
         if (fl.nconns >= CONN_MAX || (c = x_calloc(1, sizeof(*c))) == NULL) {
             log_warnx("control: too many connections (%zu); closing one", fl.nconns);
             close(fd);
@@ -715,6 +764,38 @@ open_hello(void)
         log_fatalx("%s", err.msg);
 }
 
+/* spawn_odmr - the ODMR front process (after detaching, before the drop) */
+static void
+spawn_odmr(void)
+{
+    struct errbuf err;
+
+    if (odmr_spawn(fl.odmr, &err) < 0)
+        log_fatalx("%s", err.msg);
+}
+
+/* open_metrics - the Prometheus endpoint's socket and the metrics
+ * mapping, if metrics { listen } is set (before the drop and before any
+ * fork: flush children count into the mapping) */
+
+static void
+open_metrics(void)
+{
+    struct errbuf err;
+
+    if (metrics_http_open(&fl.cfg.flusher.metrics.listen, METRICS_FLUSHER, &fl.metrics, &err) < 0)
+        log_fatalx("%s", err.msg);
+}
+
+static void
+start_metrics(void)
+{
+    struct errbuf err;
+
+    if (metrics_http_start(fl.metrics, &err) < 0)
+        log_fatalx("%s", err.msg);
+}
+
 /* open_odmr - the ODMR listeners and TLS key, if enabled (before the drop) */
 
 static void
@@ -731,7 +812,7 @@ watch_odmr(void)
 {
     if (fl.odmr == NULL)
         return;
-    odmr_start(fl.odmr, fl.spool);
+    odmr_start(fl.odmr, fl.spool, fl.db);
     if (add_ev(&fl.odmr_ev, odmr_poll_fd(fl.odmr), EV_ODMR) < 0)
         log_fatal("epoll_ctl");
 }
@@ -771,15 +852,16 @@ start_state(int lfd)
     struct errbuf err;
 
     fl.now = fl.started = time(NULL);
-    fill_hostname(&fl.cfg);
     if ((fl.spool = spool_new(fl.cfg.spool_dir)) == NULL ||
         (fl.db = custdb_new(fl.cfg.customers_table)) == NULL ||
         (fl.sched = sched_new((size_t)fl.cfg.flusher.max_flushes,
                               (time_t)fl.cfg.flusher.retry_interval)) == NULL)
         log_fatalx("out of memory");
     custdb_set_check_interval(fl.db, (unsigned)fl.cfg.customers_check_interval);
+    custdb_report_metrics(fl.db);
     if (custdb_refresh(fl.db, &err) < 0)
         log_warnx("customer table: %s (requests get ERR internal until it is usable)", err.msg);
+    control_users_load();
     if (daemon_signals_init() < 0)
         log_fatal("signals");
     if ((fl.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
@@ -789,26 +871,16 @@ start_state(int lfd)
         log_fatal("epoll_ctl");
 }
 
-static void
-log_config_error(void *ctx, const char *msg)
-{
-    (void)ctx;
-    log_errorx("%s", msg);
-}
-
 /* reload - settings that need no new socket or identity; all or nothing */
 
 static void
 reload(void)
 {
-    struct config *nc = x_calloc(1, sizeof(*nc));
+    struct config *nc = daemon_reload_config(fl.config_path);
     struct config_flusher *o = &fl.cfg.flusher, *n;
 
-    if (nc == NULL || config_load(fl.config_path, nc, log_config_error, NULL) < 0) {
-        log_errorx("%s: reload refused; keeping the running configuration", fl.config_path);
-        x_free(nc);
+    if (nc == NULL)
         return;
-    }
     n = &nc->flusher;
     o->max_flushes = n->max_flushes;
     o->retry_interval = n->retry_interval;
@@ -824,23 +896,37 @@ reload(void)
     o->hello.rate_interval = n->hello.rate_interval;
     o->odmr.auth_delay = n->odmr.auth_delay;
     o->odmr.max_auth_failures = n->odmr.max_auth_failures;
-    o->odmr.timeout = n->odmr.timeout;
     o->odmr.turnaround_timeout = n->odmr.turnaround_timeout;
-    o->odmr.max_sessions_per_address = n->odmr.max_sessions_per_address;
     o->odmr.address_failures = n->odmr.address_failures;
     o->odmr.address_block = n->odmr.address_block;
+    o->odmr.account_failures = n->odmr.account_failures;
+    o->odmr.account_delay = n->odmr.account_delay;
+    o->odmr.account_delay_max = n->odmr.account_delay_max;
     o->max_age = n->max_age;
     o->delay_warning = n->delay_warning;
     o->sweep_interval = n->sweep_interval;
     o->tmp_max_age = n->tmp_max_age;
+    o->control_users = n->control_users;
+    control_users_load();
     fl.cfg.log_level = nc->log_level;
     config_apply_logging(&fl.cfg, PROG);
     sched_set_limits(fl.sched, (size_t)o->max_flushes, (time_t)o->retry_interval);
-    log_info("%s: reloaded (control socket, listeners, TLS files, user, spool and table paths "
-             "need a restart)",
+    log_info("%s: reloaded (control socket, listeners, TLS files, users, spool and table paths, "
+             "and the ODMR front's limits and timeouts need a restart)",
              fl.config_path);
     x_free(nc);
     start_queued();
+}
+
+/* reload_table - SIGHUP also means: look at the customer table now (the
+ * reader logs a switch to a new table itself) */
+static void
+reload_table(void)
+{
+    struct errbuf err;
+
+    if (custdb_refresh(fl.db, &err) < 0)
+        log_warnx("customer table: %s", err.msg);
 }
 
 static void
@@ -863,7 +949,12 @@ dispatch(struct ev *ev, uint32_t events)
         hello_accept(fl.hello, ev->fd, fl.db, fl.now, flush_internal, NULL);
         break;
     case EV_ODMR:
-        odmr_event(fl.odmr, fl.now);
+        if (odmr_event(fl.odmr, fl.now) < 0) {
+            log_errorx("stopping: without its front process ODMR cannot serve; a restart "
+                       "brings it back");
+            daemon_stop = 1;
+            fl.exit_code = 1;
+        }
         break;
     case EV_SWEEP:
         if (sweep_event(ev->fd, fl.sweep_pid) == 1) {
@@ -917,7 +1008,10 @@ run(void)
             dispatch(evs[i].data.ptr, evs[i].events);
         if (daemon_reload) {
             daemon_reload = 0;
+            daemon_reloading();
             reload();
+            reload_table();
+            daemon_ready("accepting flush requests");
         }
         if (fl.now != last_tick) {
             expire_conns();
@@ -961,6 +1055,7 @@ shutdown_state(void)
     close(fl.listener.fd);
     hello_close(fl.hello);
     odmr_close(fl.odmr);
+    metrics_http_stop(fl.metrics);
     (void)unlink(fl.cfg.flusher.control.path);
     sched_free(fl.sched);
     custdb_free(fl.db);
@@ -977,19 +1072,25 @@ main(int argc, char **argv)
     daemon_parse_args(argc, argv, PROG, "deliver held mail to customers on demand.", &o);
     daemon_start(&o, PROG, &fl.cfg);
     fl.config_path = fl.cfg.file;
+    fill_hostname(&fl.cfg);
     lfd = open_control();
     open_hello();
     open_odmr();
+    open_metrics();
     daemon_detach(&o);
+    spawn_odmr();
     daemon_drop_privileges(PROG, fl.cfg.flusher.user, fl.cfg.flusher.group);
     start_state(lfd);
     watch_hello();
     watch_odmr();
+    start_metrics();
     log_info("started: control %s, max_flushes=%llu, retry_interval=%llus",
              fl.cfg.flusher.control.path, (unsigned long long)fl.cfg.flusher.max_flushes,
              (unsigned long long)fl.cfg.flusher.retry_interval);
+    daemon_ready("accepting flush requests");
     run();
+    daemon_stopping();
     log_info("stopping");
     shutdown_state();
-    return 0;
+    return fl.exit_code;
 }

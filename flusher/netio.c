@@ -26,6 +26,7 @@ netio_init(struct netio *io, int fd, const char *peer)
     io->fd = fd;
     io->ssl = NULL;
     io->broken = false;
+    io->closed = false;
     io->skipping = false;
     io->quickack = false;
     io->rpos = io->rlen = io->wlen = 0;
@@ -119,9 +120,10 @@ io_fail(struct netio *io, int n, bool writing, struct errbuf *err)
         errbuf_set(err, "TLS %s %s: %s", writing ? "write to" : "read from", io->peer,
                    ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "error");
         ERR_clear_error();
-    } else if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE || errno == 0)))
+    } else if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE || errno == 0))) {
+        io->closed = true;
         errbuf_set(err, "connection closed by %s", io->peer);
-    else
+    } else
         errbuf_set_errno(err, "%s %s", writing ? "write to" : "read from", io->peer);
 }
 

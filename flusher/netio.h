@@ -33,6 +33,7 @@ struct netio {
     int fd;                           /* -1: none */
     SSL *ssl;                         /* NULL: plain text */
     bool broken;                      /* an I/O error happened: no more traffic */
+    bool closed;                      /* ...and it was the peer closing (EOF, reset) */
     bool skipping;                    /* discarding the rest of an over-long line */
     bool quickack;                    /* acknowledge every read at once (netio_set_quickack) */
     char peer[NETIO_PEER_MAX];        /* "host[addr]:port" for messages */
@@ -48,9 +49,10 @@ void netio_init(struct netio *io, int fd, const char *peer);
 /* netio_set_quickack - from now on, acknowledge what each read consumed
  * at once (TCP_QUICKACK after every read) instead of letting the kernel
  * delay the ACK. For a peer that relays our replies line by line without
- * TCP_NODELAY (fetchmail after an ODMR turnaround): its second reply line
- * waits for our ACK of the first (Nagle), and a delayed ACK costs up to
- * 40 ms per exchange. */
+ * TCP_NODELAY (fetchmail after an ODMR turnaround), or that answers a
+ * pipelined group in several writes with Nagle on (Postfix's smtpd): its
+ * second write waits for our ACK of the first, and a delayed ACK costs up
+ * to 40 ms per exchange. */
 void netio_set_quickack(struct netio *io);
 
 /* netio_deadline - CLOCK_MONOTONIC milliseconds, seconds from now. */

@@ -3,9 +3,11 @@
  * smtpc.h - the flusher's SMTP client: one connection to a customer's
  * server, many messages over it, oldest first. RFC 5321 timeouts, EHLO
  * with HELO fallback, PIPELINING, SIZE, 8BITMIME, SMTPUTF8, DSN
- * parameters, STARTTLS (OpenSSL) per the customer's TLS policy. The bytes
- * that arrive are the bytes that were stored: the body is sent with
- * dot-stuffing and nothing else is changed.
+ * parameters, CHUNKING (BDAT, RFC 3030) or DATA, STARTTLS (OpenSSL) per
+ * the customer's TLS policy. The bytes that arrive are the bytes that were
+ * stored, after the caller's trace header (our Received: line): the body
+ * is sent with dot-stuffing (DATA) or as it is (BDAT), nothing else is
+ * changed.
  *
  * A function that returns -1 means the connection is unusable (timeout,
  * connection lost, malformed or over-long reply, TLS failure): the caller
@@ -38,6 +40,7 @@ struct smtpc_opts {
     enum tls_policy tls;               /* none / may / encrypt */
     const char *tls_ca_file;           /* NULL: no certificate verification (may/encrypt only
                                           require encryption, as Postfix's "encrypt") */
+    bool chunking;                     /* BDAT when the server offers CHUNKING */
 };
 
 struct smtpc_reply {
@@ -47,7 +50,7 @@ struct smtpc_reply {
 
 struct smtpc_ext {                     /* what the server announced after EHLO */
     bool esmtp;                        /* false: HELO fallback was used */
-    bool pipelining, eightbitmime, smtputf8, dsn, starttls, size;
+    bool pipelining, eightbitmime, smtputf8, dsn, starttls, size, chunking;
     uint64_t size_max;                 /* 0 = no limit announced */
     bool tls_active;
 };
@@ -57,7 +60,9 @@ enum smtpc_status {
     SMTPC_SENT,          /* DATA accepted: rcpt[i].code says who was accepted */
     SMTPC_REJECTED,      /* MAIL, every RCPT or DATA refused: see the replies */
     SMTPC_TOO_BIG,       /* larger than the server's SIZE: not sent (bounce) */
-    SMTPC_NEEDS_SMTPUTF8,/* message needs SMTPUTF8, server lacks it: not sent (keep) */
+    SMTPC_NEEDS_SMTPUTF8,/* message needs SMTPUTF8 (RFC 6531: a UTF-8 envelope address,
+                            or SMTPUTF8 asked and UTF-8 in the header), server lacks
+                            it: not sent (bounce, 5.6.7, as Postfix does) */
     SMTPC_NEEDS_8BITMIME,/* BODY=8BITMIME with 8-bit bytes, server lacks 8BITMIME: not
                             sent (RFC 6152 3: permanent without conversion: bounce) */
 };
@@ -67,7 +72,8 @@ struct smtpc_result {
     struct smtpc_reply mail;
     size_t nrcpt;                      /* = envelope recipients */
     struct smtpc_reply *rcpt;          /* malloc'd, one per envelope recipient */
-    struct smtpc_reply data;           /* DATA command reply, or the final-dot reply */
+    struct smtpc_reply data;           /* DATA command reply, or the final-dot (last BDAT) reply */
+    bool bdat;                         /* the content went with BDAT */
 };
 
 struct smtpc;
@@ -102,9 +108,16 @@ int smtpc_send(struct smtpc *c, struct spool_msg *m, struct smtpc_result *res,
 void smtpc_result_clear(struct smtpc_result *res);
 
 /* smtpc_send_some - the same for the recipients i with want[i] only (at
- * least one; NULL = all); the others' rcpt[i].code stays 0 (not tried). */
-int smtpc_send_some(struct smtpc *c, struct spool_msg *m, const bool *want,
+ * least one; NULL = all); the others' rcpt[i].code stays 0 (not tried).
+ * trace (NULL or "") is sent before the message: whole header lines
+ * ending in CRLF (our Received: line); SIZE= counts it. */
+int smtpc_send_some(struct smtpc *c, struct spool_msg *m, const bool *want, const char *trace,
                     struct smtpc_result *res, struct errbuf *err);
+
+/* smtpc_peer_closed - after a -1: was it the server ending the session
+ * (a 421 reply, or the connection closed or reset by the peer), as
+ * opposed to a timeout, a malformed reply or a TLS failure? */
+bool smtpc_peer_closed(const struct smtpc *c);
 
 /* smtpc_rset - after a refused transaction, before the next one. */
 int smtpc_rset(struct smtpc *c, struct errbuf *err);

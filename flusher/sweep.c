@@ -29,6 +29,7 @@
 #include "deliver.h"
 #include "dsn.h"
 #include "log.h"
+#include "metrics.h"
 #include "sweep.h"
 #include "units.h"
 #include "util.h"
@@ -41,6 +42,8 @@ struct sweep {
     struct spool *spool;
     struct custdb *db;
     unsigned long customers, bounced, warned, skipped, tmp_removed;
+    uint64_t held, held_bytes;       /* what is left after the sweep: the held metrics */
+    time_t oldest;                   /* 0: nothing held */
 };
 
 struct cust {
@@ -61,22 +64,6 @@ struct dsn_set {
 
 /* --- NOTIFY= (RFC 3461) --- */
 
-/* notify_wants - does a recipient with these params want a DSN of this
- * kind ("FAILURE", "DELAY")? No NOTIFY (or an unreadable one): yes. */
-
-static bool
-notify_wants(const char *params, const char *kind, char *val, size_t size)
-{
-    char *tok, *save = NULL;
-
-    if (envelope_param(params, "NOTIFY", val, size) != 1)
-        return true;
-    for (tok = strtok_r(val, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save))
-        if (str_ieq(tok, kind))
-            return true;
-    return false;
-}
-
 static void
 dsn_set_free(struct dsn_set *ds)
 {
@@ -91,7 +78,6 @@ static int
 dsn_set_build(struct dsn_set *ds, const struct envelope *env, const char *kind,
               const char *status, const char *diag)
 {
-    char val[NOTIFY_MAX];
     size_t i;
 
     memset(ds, 0, sizeof(*ds));
@@ -101,7 +87,7 @@ dsn_set_build(struct dsn_set *ds, const struct envelope *env, const char *kind,
     if (ds->r == NULL || ds->orcpt == NULL || ds->chosen == NULL)
         return -1;
     for (i = 0; i < env->nrcpt; i++) {
-        if (!(ds->chosen[i] = notify_wants(env->rcpt[i].params, kind, val, sizeof(val))))
+        if (!(ds->chosen[i] = dsn_notify_wants(env->rcpt[i].params, kind)))
             continue;
         ds->r[ds->n] = (struct dsn_rcpt){env->rcpt[i].addr, NULL, status, diag, NULL};
         if (envelope_param(env->rcpt[i].params, "ORCPT", ds->orcpt[ds->n], NOTIFY_MAX) == 1)
@@ -316,12 +302,14 @@ expire_log(const struct cust *c, const struct spool_entry *e, const struct envel
             str_printf(text, sizeof(text), "held too long: %s; no DSN: NOTIFY=%s", age, val) < 0)
             (void)str_printf(text, sizeof(text), "held too long: %s", age);
         log_rcpt(c, e->id, env->rcpt[i].addr, e->arrival, "bounced", text);
+        metrics_inc(METRIC_DELIVERIES, METRICS_EXPIRED);
     }
 }
 
-/* expire - bounce a message older than max_age: DSN first, then delete */
+/* expire - bounce a message older than max_age: DSN first, then delete;
+ * true when it left the spool */
 
-static void
+static bool
 expire(struct cust *c, const struct spool_entry *e)
 {
     const struct config_flusher *cf = &c->s->cfg->flusher;
@@ -330,9 +318,10 @@ expire(struct cust *c, const struct spool_entry *e)
     struct spool_msg *m = NULL;
     const struct envelope *env;
     struct errbuf err;
+    bool gone = false;
 
     if (open_msg(c, e->id, &m) < 0)
-        return;
+        return false;
     env = spool_msg_envelope(m);
     units_format_duration(c->max_age, age, sizeof(age));
     (void)str_printf(diag, sizeof(diag), "X-Autoturn; held for %s; the customer did not "
@@ -355,14 +344,17 @@ expire(struct cust *c, const struct spool_entry *e)
     }
     expire_log(c, e, env, &ds, age);
     c->s->bounced++;
-    if (spool_delete(c->s->spool, c->name, e->id, &err) < 0)
+    if (spool_delete(c->s->spool, c->name, e->id, &err) < 0) {
         log_warnx("customer=%s, id=%s: cannot remove it after its expiry DSN: %s (the DSN may "
                   "be sent again)", c->name, e->id, err.msg);
-    else
+    } else {
         marker_remove(c, e->id);
+        gone = true;
+    }
 out:
     dsn_set_free(&ds);
     spool_msg_close(m);
+    return gone;
 }
 
 /* warn - one delay warning per message older than delay_warning */
@@ -415,6 +407,21 @@ out:
 
 /* --- one customer --- */
 
+/* tally - count v[0..n) into what the sweep leaves held */
+
+static void
+tally(struct sweep *s, const struct spool_entry *v, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        s->held++;
+        s->held_bytes += v[i].size;
+        if (s->oldest == 0 || v[i].arrival < s->oldest)
+            s->oldest = v[i].arrival;
+    }
+}
+
 /* threshold - the youngest age at which the sweep has work to do */
 
 static uint64_t
@@ -447,11 +454,13 @@ work(struct cust *c)
     }
     for (i = 0; i < n && due(c, &v[i], threshold(c)); i++) {
         c->now = time(NULL);
-        if (due(c, &v[i], c->max_age))
-            expire(c, &v[i]);
-        else
+        if (!due(c, &v[i], c->max_age))
             warn(c, &v[i]);
+        else if (expire(c, &v[i]))
+            continue;                    /* gone: not held any more */
+        tally(c->s, &v[i], 1);
     }
+    tally(c->s, v + i, n - i);
     x_free(v);
 }
 
@@ -485,7 +494,7 @@ customer(struct sweep *s, const char *name)
     struct spool_entry *v = NULL;
     struct errbuf err;
     size_t n = 0;
-    int fd = -1, rc;
+    int fd = -1, rc = 0;
 
     if (spool_customer_dir(s->spool, name, c.dir, sizeof(c.dir)) < 0 || max_age(&c) < 0)
         return;
@@ -504,10 +513,12 @@ customer(struct sweep *s, const char *name)
     } else if (rc < 0) {
         log_warnx("customer=%s: sweep: cannot lock the spool: %s", name, err.msg);
     } else {
-        work(&c);
+        work(&c);                        /* tallies what it leaves */
         spool_unlock(fd);
     }
 out:
+    if (rc != 1)
+        tally(s, v, n);
     x_free(v);
 }
 
@@ -516,7 +527,7 @@ out:
 static void __attribute__((noreturn))
 sweep_child(const struct config *cfg, struct spool *sp, int status_fd)
 {
-    struct sweep s = {cfg, sp, NULL, 0, 0, 0, 0, 0};
+    struct sweep s = {.cfg = cfg, .spool = sp};
     struct errbuf err;
     char **names = NULL;
     size_t i, n = 0;
@@ -535,6 +546,7 @@ sweep_child(const struct config *cfg, struct spool *sp, int status_fd)
     }
     for (i = 0; i < n; i++)
         customer(&s, names[i]);
+    metrics_held(s.held, s.held_bytes, s.oldest);
     if (s.bounced + s.warned + s.skipped + s.tmp_removed > 0)
         log_info("sweep done: customers=%lu, bounced=%lu, warned=%lu, skipped=%lu, "
                  "tmp_removed=%lu", s.customers, s.bounced, s.warned, s.skipped, s.tmp_removed);

@@ -3,7 +3,8 @@
  * sweep.h - the expiry sweep of autoturn-flusher: a forked child, started
  * by the daemon every sweep_interval, that bounces held mail older than
  * the customer's max_age (even if the customer never shows up) and sends
- * one delay warning per message older than delay_warning.
+ * one delay warning per message older than delay_warning. As it goes it
+ * adds up what stays held, for the held metrics (metrics_held).
  *
  * A delay warning is remembered by an empty marker file
  * <spool>/<customer>/warned/<id>; the sweep removes the marker when it

@@ -602,8 +602,15 @@ test_sink_missing_extensions(void **state)
     assert_int_equal(res.status, SMTPC_NEEDS_8BITMIME);
     assert_int_equal(res.mail.code, 0);
     smtpc_result_clear(&res);
-    assert_int_equal(send_one(c, "SMTPUTF8", one_rcpt, "S: x\r\n\r\nx\r\n", &res, &err), 0);
+    /* SMTPUTF8 asked for, UTF-8 in the header: needed */
+    assert_int_equal(send_one(c, "SMTPUTF8", one_rcpt, "S: \xc3\xa9t\xc3\xa9\r\n\r\nx\r\n",
+                              &res, &err), 0);
     assert_int_equal(res.status, SMTPC_NEEDS_SMTPUTF8);
+    assert_int_equal(res.mail.code, 0);
+    smtpc_result_clear(&res);
+    /* SMTPUTF8 asked for, ASCII envelope and header: sent without it */
+    assert_int_equal(send_one(c, "SMTPUTF8", one_rcpt, "S: x\r\n\r\nx\r\n", &res, &err), 0);
+    assert_int_equal(res.status, SMTPC_SENT);
     smtpc_result_clear(&res);
     assert_int_equal(send_one(c, "", utf8_rcpt, "S: x\r\n\r\nx\r\n", &res, &err), 0);
     assert_int_equal(res.status, SMTPC_NEEDS_SMTPUTF8);
@@ -858,7 +865,52 @@ pf_size(void)
     free(big);
 }
 
-/* one private Postfix for the STARTTLS, verification and SIZE cases */
+/* BDAT: with its envelope (small), after the envelope replies (larger
+ * than SMTPC_BDAT_EARLY_MAX), a body without a final CRLF (counted with
+ * the CRLF added), a trace header; and DATA when chunking is off */
+static void
+pf_chunking(void)
+{
+    static const char *const sizes[] = { "small", "large", "nocrlf" };
+    struct smtpc_opts o = opts_default();
+    struct smtpc_result res;
+    struct errbuf err;
+    struct smtpc *c;
+    char *body = malloc(150001);
+    size_t k;
+
+    assert_non_null(body);
+    o.chunking = true;
+    c = open_ok(pf_port, &o);
+    assert_true(smtpc_extensions(c)->chunking);
+    for (k = 0; k < ARRAY_LEN(sizes); k++) {
+        if (k == 1) {
+            memset(body, 'l', 150000);
+            memcpy(body, "Subject: large\r\n\r\n", 18);
+            memcpy(body + 149998, "\r\n", 2);
+            body[150000] = '\0';
+        } else
+            (void)str_printf(body, 150001, "Subject: %s\r\n\r\n.dot\r\nend%s", sizes[k],
+                             k == 2 ? "" : "\r\n");
+        if (send_one(c, "", one_rcpt, body, &res, &err) != 0)
+            fail_msg("%s: %s", sizes[k], err.msg);
+        assert_int_equal(res.status, SMTPC_SENT);
+        assert_true(res.bdat);
+        assert_int_equal(res.data.code, 250);
+        smtpc_result_clear(&res);
+    }
+    smtpc_close(c);
+    o.chunking = false;
+    c = open_ok(pf_port, &o);
+    assert_int_equal(send_one(c, "", one_rcpt, "Subject: data\r\n\r\nx\r\n", &res, &err), 0);
+    assert_int_equal(res.status, SMTPC_SENT);
+    assert_false(res.bdat);
+    smtpc_result_clear(&res);
+    smtpc_close(c);
+    free(body);
+}
+
+/* one private Postfix for the STARTTLS, verification, SIZE and CHUNKING cases */
 static void
 test_postfix(void **state)
 {
@@ -866,6 +918,7 @@ test_postfix(void **state)
     pf_starttls();
     pf_verify();
     pf_size();
+    pf_chunking();
 }
 
 int

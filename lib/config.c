@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -54,6 +55,7 @@ enum key_kind {
     K_TEXT,             /* printable text without blanks */
     K_SOCK,             /* struct sockspec; "" allowed when KF_EMPTY */
     K_SOCK_LIST,        /* struct config_listen */
+    K_NAME_LIST,        /* struct config_names */
     K_DEST,             /* enum log_dest */
     K_FACILITY,         /* int LOG_* */
     K_LEVEL,            /* enum log_level */
@@ -74,7 +76,10 @@ struct key {
 
 struct section {
     const char *name;
-    const char *parent; /* NULL: top level */
+    const char *parent; /* the enclosing section's path; NULL: top level */
+    const char *path;   /* the key table's name for it; NULL: the name. A
+                         * name used in several sections ("metrics") gets
+                         * "parent.name" */
 };
 
 #define F_OFF(m) offsetof(struct config, m)
@@ -83,8 +88,11 @@ struct section {
 #define STR(sec, name, kind, m, fl)     { sec, name, kind, F_OFF(m), F_SZ(m), 0, 0, fl }
 
 static const struct section sections[] = {
-    { "log", NULL }, { "spool", NULL }, { "customers", NULL }, { "milter", NULL },
-    { "policyd", NULL }, { "flusher", NULL }, { "hello", "flusher" }, { "odmr", "flusher" },
+    { "log", NULL, NULL }, { "spool", NULL, NULL }, { "customers", NULL, NULL },
+    { "milter", NULL, NULL }, { "policyd", NULL, NULL }, { "flusher", NULL, NULL },
+    { "hello", "flusher", NULL }, { "odmr", "flusher", NULL },
+    { "metrics", "milter", "milter.metrics" }, { "metrics", "policyd", "policyd.metrics" },
+    { "metrics", "flusher", "flusher.metrics" },
 };
 
 static const struct key keys[] = {
@@ -102,6 +110,9 @@ static const struct key keys[] = {
     NUM("milter", "timeout", K_DURATION, milter.timeout, 1, DAY),
     NUM("milter", "max_recipients", K_COUNT, milter.max_recipients, 1, 100000),
     STR("policyd", "listen", K_SOCK_LIST, policyd.listen, 0),
+    STR("policyd", "trusted_listen", K_SOCK_LIST, policyd.trusted_listen, 0),
+    STR("policyd", "trusted_users", K_NAME_LIST, policyd.trusted_users, 0),
+    STR("policyd", "control_users", K_NAME_LIST, policyd.control_users, 0),
     STR("policyd", "control", K_SOCK, policyd.control, 0),
     STR("policyd", "user", K_NAME, policyd.user, 0),
     STR("policyd", "group", K_NAME, policyd.group, 0),
@@ -114,6 +125,7 @@ static const struct key keys[] = {
     STR("policyd", "grant_file", K_PATH, policyd.grant_file, 0),
     NUM("policyd", "notify_interval", K_DURATION, policyd.notify_interval, 0, DAY),
     STR("flusher", "control", K_SOCK, flusher.control, 0),
+    STR("flusher", "control_users", K_NAME_LIST, flusher.control_users, 0),
     STR("flusher", "user", K_NAME, flusher.user, 0),
     STR("flusher", "group", K_NAME, flusher.group, 0),
     STR("flusher", "socket_group", K_NAME, flusher.socket_group, 0),
@@ -133,6 +145,8 @@ static const struct key keys[] = {
     STR("flusher", "sendmail_command", K_PATH, flusher.sendmail_command, KF_EMPTY),
     STR("flusher", "bounce_relay", K_SOCK, flusher.bounce_relay, KF_EMPTY),
     STR("flusher", "postmaster", K_TEXT, flusher.postmaster, 0),
+    NUM("flusher", "max_reconnects", K_COUNT, flusher.max_reconnects, 0, 1000),
+    STR("flusher", "chunking", K_BOOL, flusher.chunking, 0),
     STR("hello", "enable", K_BOOL, flusher.hello.enable, 0),
     STR("hello", "listen", K_SOCK_LIST, flusher.hello.listen, 0),
     NUM("hello", "rate_interval", K_DURATION, flusher.hello.rate_interval, 0, DAY),
@@ -149,6 +163,15 @@ static const struct key keys[] = {
         10000),
     NUM("odmr", "address_failures", K_COUNT, flusher.odmr.address_failures, 1, 100000),
     NUM("odmr", "address_block", K_DURATION, flusher.odmr.address_block, 0, 30 * DAY),
+    STR("odmr", "user", K_NAME, flusher.odmr.user, 0),
+    NUM("odmr", "preauth_timeout", K_DURATION, flusher.odmr.preauth_timeout, 1, DAY),
+    NUM("odmr", "max_preauth_sessions", K_COUNT, flusher.odmr.max_preauth_sessions, 1, 10000),
+    NUM("odmr", "account_failures", K_COUNT, flusher.odmr.account_failures, 1, 100000),
+    NUM("odmr", "account_delay", K_DURATION, flusher.odmr.account_delay, 1, DAY),
+    NUM("odmr", "account_delay_max", K_DURATION, flusher.odmr.account_delay_max, 1, DAY),
+    STR("milter.metrics", "listen", K_SOCK, milter.metrics.listen, KF_EMPTY),
+    STR("policyd.metrics", "listen", K_SOCK, policyd.metrics.listen, KF_EMPTY),
+    STR("flusher.metrics", "listen", K_SOCK, flusher.metrics.listen, KF_EMPTY),
 };
 
 /* The load in progress (libconfuse callbacks take no context pointer). */
@@ -199,11 +222,14 @@ on_libconfuse_error(cfg_t *cfg, const char *fmt, va_list ap)
         report(current, cfg != NULL ? cfg->line : 0, "%s", text);
 }
 
-/* key_find - the key table row of option opt in section cfg */
+/* key_find - the key table row of option opt in section cfg. The
+ * option's comment holds its section's path (make_opt), which libconfuse
+ * copies into every section it creates: cfg_name() alone cannot tell
+ * milter { metrics { } } from policyd { metrics { } }. */
 static const struct key *
 key_find(cfg_t *cfg, const cfg_opt_t *opt)
 {
-    const char *sec = cfg_name(cfg);
+    const char *sec = opt->comment != NULL ? opt->comment : cfg_name(cfg);
     size_t i;
 
     for (i = 0; i < ARRAY_LEN(keys); i++)
@@ -380,6 +406,25 @@ store_listen(struct load *ld, const struct key *k, const char *text, int line, u
     l->count = n + 1;
 }
 
+/* store_name_item - element n (0-based) of a user name list */
+static void
+store_name_item(struct load *ld, const struct key *k, const char *text, int line, unsigned n)
+{
+    struct config_names *l = field(ld->cfg, k);
+
+    if (n == CONFIG_NAMES_MAX)
+        report(ld, line, "too many names for '%s' (at most %d)", k->name, CONFIG_NAMES_MAX);
+    if (n >= CONFIG_NAMES_MAX)
+        return;
+    if (text[0] == '\0' || !valid_name(text) || strlen(text) >= sizeof(l->name[n])) {
+        report(ld, line, "bad value '%.*s' for '%s': not a valid user name", CONFIG_ECHO_MAX,
+               text, k->name);
+        return;
+    }
+    (void)str_copy(l->name[n], sizeof(l->name[n]), text);     /* length checked above */
+    l->count = n + 1;
+}
+
 /* store_enum - destination, facility, level, bounce_method */
 static void
 store_enum(struct load *ld, const struct key *k, const char *text, int line)
@@ -439,6 +484,8 @@ on_string(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
         return 0;
     if (k->kind == K_SOCK_LIST)
         store_listen(current, k, value, cfg->line, n > 0 ? n - 1 : 0);
+    else if (k->kind == K_NAME_LIST)
+        store_name_item(current, k, value, cfg->line, n > 0 ? n - 1 : 0);
     else if (k->kind == K_SOCK)
         store_sock(current, k, value, cfg->line, field(current->cfg, k));
     else if (k->kind >= K_DEST)
@@ -459,16 +506,22 @@ make_opt(const struct key *k)
     case K_DURATION_MS:
     case K_SIZE:
     case K_COUNT:
-        return (cfg_opt_t)CFG_INT_CB(k->name, 0, CFGF_NODEFAULT, on_number);
+        o = (cfg_opt_t)CFG_INT_CB(k->name, 0, CFGF_NODEFAULT, on_number);
+        break;
     case K_BOOL:
         o = (cfg_opt_t)CFG_BOOL(k->name, cfg_false, CFGF_NODEFAULT);
         o.validcb = on_bool;
-        return o;
+        break;
     case K_SOCK_LIST:
-        return (cfg_opt_t)CFG_PTR_LIST_CB(k->name, 0, CFGF_NODEFAULT, on_string, NULL);
+    case K_NAME_LIST:
+        o = (cfg_opt_t)CFG_PTR_LIST_CB(k->name, 0, CFGF_NODEFAULT, on_string, NULL);
+        break;
     default:
-        return (cfg_opt_t)CFG_PTR_CB(k->name, 0, CFGF_NODEFAULT, on_string, NULL);
+        o = (cfg_opt_t)CFG_PTR_CB(k->name, 0, CFGF_NODEFAULT, on_string, NULL);
+        break;
     }
+    o.comment = (char *)k->section;     /* for key_find; libconfuse only copies it */
+    return o;
 }
 
 /* schema - the option arrays of every section; [0] is the top level */
@@ -476,22 +529,29 @@ struct schema {
     cfg_opt_t opts[ARRAY_LEN(sections) + 1][SECTION_KEYS_MAX];
 };
 
-/* build_section - fill s->opts[slot] with section name's keys and subsections */
+static const char *
+section_path(const struct section *sec)
+{
+    return sec->path != NULL ? sec->path : sec->name;
+}
+
+/* build_section - fill s->opts[slot] with the keys and subsections of the
+ * section whose path is path (NULL: the top level) */
 static void
-build_section(struct schema *s, size_t slot, const char *name)
+build_section(struct schema *s, size_t slot, const char *path)
 {
     cfg_opt_t *o = s->opts[slot];
     size_t i, n = 0;
 
-    for (i = 0; i < ARRAY_LEN(keys) && name != NULL; i++)
-        if (strcmp(keys[i].section, name) == 0)
+    for (i = 0; i < ARRAY_LEN(keys) && path != NULL; i++)
+        if (strcmp(keys[i].section, path) == 0)
             o[n++] = make_opt(&keys[i]);
     for (i = 0; i < ARRAY_LEN(sections); i++) {
         const char *parent = sections[i].parent;
 
-        if ((parent == NULL) != (name == NULL) || (parent != NULL && strcmp(parent, name) != 0))
+        if ((parent == NULL) != (path == NULL) || (parent != NULL && strcmp(parent, path) != 0))
             continue;
-        build_section(s, i + 1, sections[i].name);
+        build_section(s, i + 1, section_path(&sections[i]));
         o[n++] = (cfg_opt_t)CFG_SEC(sections[i].name, s->opts[i + 1], CFGF_NONE);
     }
     o[n] = (cfg_opt_t)CFG_END();
@@ -547,6 +607,8 @@ defaults_flusher(struct config_flusher *f)
     (void)str_copy(f->sendmail_command, sizeof(f->sendmail_command), "/usr/sbin/sendmail");
     default_sock(&f->bounce_relay, "inet:127.0.0.1:25");
     (void)str_copy(f->postmaster, sizeof(f->postmaster), "postmaster");
+    f->max_reconnects = 5;
+    f->chunking = true;
     default_listen(&f->hello.listen, "inet:*:1789");
     f->hello.rate_interval = 60;
     default_listen(&f->odmr.listen, "inet:*:366");
@@ -558,6 +620,12 @@ defaults_flusher(struct config_flusher *f)
     f->odmr.max_sessions_per_address = 5;
     f->odmr.address_failures = 10;
     f->odmr.address_block = 15 * 60;
+    (void)str_copy(f->odmr.user, sizeof(f->odmr.user), "autoturn-odmr");
+    f->odmr.preauth_timeout = 30;
+    f->odmr.max_preauth_sessions = 40;
+    f->odmr.account_failures = 5;
+    f->odmr.account_delay = 1;
+    f->odmr.account_delay_max = 60;
 }
 
 void
@@ -579,7 +647,10 @@ config_defaults(struct config *cfg)
     (void)str_copy(cfg->milter.user, sizeof(cfg->milter.user), "autoturn");
     cfg->milter.timeout = 5 * 60;
     cfg->milter.max_recipients = 1000;
-    default_listen(&p->listen, "unix:" AUTOTURN_RUN_DIR "/policyd.sock:0660");
+    default_listen(&p->listen, "unix:" AUTOTURN_POSTFIX_PRIVATE_DIR "/autoturn-policy:0660");
+    (void)str_copy(p->socket_group, sizeof(p->socket_group), "postfix");
+    p->trusted_users.count = 1;
+    (void)str_copy(p->trusted_users.name[0], sizeof(p->trusted_users.name[0]), "postfix");
     default_sock(&p->control, "unix:" AUTOTURN_RUN_DIR "/policyd-control.sock:0660");
     (void)str_copy(p->user, sizeof(p->user), "autoturn");
     p->max_connections = 10000;
@@ -780,9 +851,10 @@ strip_comments(struct load *ld, char *s, size_t len, struct braces *braces)
     return 0;
 }
 
-/* listen_counts - lists set to {} leave no validate call: take the sizes */
+/* list_counts - lists set to {} leave no validate call: take the sizes
+ * (struct config_listen and struct config_names both start with count) */
 static void
-listen_counts(struct load *ld, cfg_t *root)
+list_counts(struct load *ld, cfg_t *root)
 {
     char path[128];
     size_t i;
@@ -793,12 +865,12 @@ listen_counts(struct load *ld, cfg_t *root)
                                  ? "flusher|" : "";
         cfg_opt_t *opt;
 
-        if (k->kind != K_SOCK_LIST ||
+        if ((k->kind != K_SOCK_LIST && k->kind != K_NAME_LIST) ||
             str_printf(path, sizeof(path), "%s%s|%s", parent, k->section, k->name) < 0)
             continue;
         opt = cfg_getopt(root, path);
         if (opt != NULL && (opt->flags & CFGF_MODIFIED) && cfg_opt_size(opt) == 0)
-            ((struct config_listen *)field(ld->cfg, k))->count = 0;
+            *(size_t *)field(ld->cfg, k) = 0;
     }
 }
 
@@ -810,16 +882,72 @@ check_listen(struct load *ld, const char *what, const struct config_listen *l, b
         report(ld, 0, "%s: listen needs at least one address", what);
 }
 
+/* check_trusted_listen - only inet: listeners can be trusted by listing;
+ * a unix: socket is trusted by its peer's uid (trusted_users) */
+static void
+check_trusted_listen(struct load *ld, const struct config_listen *l)
+{
+    size_t i;
+
+    for (i = 0; i < l->count; i++)
+        if (l->spec[i].kind == SOCKSPEC_UNIX)
+            report(ld, 0, "policyd: trusted_listen takes inet: sockets only (%s): unix: peers "
+                   "are trusted by their uid (trusted_users); list the socket in listen",
+                   l->spec[i].path);
+    if (l->count + ld->cfg->policyd.listen.count > CONFIG_LISTEN_MAX)
+        report(ld, 0, "policyd: listen and trusted_listen together take at most %d sockets",
+               CONFIG_LISTEN_MAX);
+}
+
+/* check_metrics - metrics listeners: inet only, one address each */
+static void
+check_metrics(struct load *ld)
+{
+    const struct {
+        const char *what;
+        const struct sockspec *spec;
+    } m[] = {
+        { "milter.metrics", &ld->cfg->milter.metrics.listen },
+        { "policyd.metrics", &ld->cfg->policyd.metrics.listen },
+        { "flusher.metrics", &ld->cfg->flusher.metrics.listen },
+    };
+    char a[SOCKSPEC_HOST_MAX + 16], b[SOCKSPEC_HOST_MAX + 16];
+    size_t i, j;
+
+    for (i = 0; i < ARRAY_LEN(m); i++) {
+        if (m[i].spec->kind == SOCKSPEC_UNIX && m[i].spec->path[0] != '\0')
+            report(ld, 0, "%s: listen must be an inet: address (Prometheus scrapes over TCP)",
+                   m[i].what);
+        for (j = 0; j < i && m[i].spec->kind == SOCKSPEC_INET; j++)
+            if (m[j].spec->kind == SOCKSPEC_INET &&
+                strcmp(sockspec_format(m[i].spec, a, sizeof(a)),
+                       sockspec_format(m[j].spec, b, sizeof(b))) == 0)
+                report(ld, 0, "%s and %s: listen on the same address %s", m[j].what, m[i].what,
+                       a);
+    }
+}
+
 /* check_cross - rules that involve more than one key */
 static void
 check_cross(struct load *ld)
 {
     const struct config_flusher *f = &ld->cfg->flusher;
 
+    check_metrics(ld);
+
     check_listen(ld, "milter", &ld->cfg->milter.listen, true);
-    check_listen(ld, "policyd", &ld->cfg->policyd.listen, true);
+    if (ld->cfg->policyd.listen.count + ld->cfg->policyd.trusted_listen.count == 0)
+        report(ld, 0, "policyd: listen needs at least one address");
     check_listen(ld, "flusher.hello", &f->hello.listen, f->hello.enable);
     check_listen(ld, "flusher.odmr", &f->odmr.listen, f->odmr.enable);
+    check_trusted_listen(ld, &ld->cfg->policyd.trusted_listen);
+    if (f->odmr.enable && f->odmr.max_preauth_sessions > f->odmr.max_sessions)
+        report(ld, 0, "flusher.odmr: max_preauth_sessions (%llu) must not exceed max_sessions "
+               "(%llu)", (unsigned long long)f->odmr.max_preauth_sessions,
+               (unsigned long long)f->odmr.max_sessions);
+    if (f->odmr.enable && (f->odmr.user[0] == '\0' || strcmp(f->odmr.user, f->user) == 0))
+        report(ld, 0, "flusher.odmr: user must be set and differ from flusher.user (pre-AUTH "
+               "sessions must not be able to read the spool)");
     if ((f->odmr.tls_cert[0] == '\0') != (f->odmr.tls_key[0] == '\0'))
         report(ld, 0, "flusher.odmr: tls_cert and tls_key must be set together");
     if (strcmp(f->bounce_method, "smtp") == 0 && f->bounce_relay.path[0] == '\0' &&
@@ -851,7 +979,7 @@ parse_text(struct load *ld, const char *text)
     (void)cfg_set_error_function(root, on_libconfuse_error);
     rc = cfg_parse_buf(root, text);
     if (rc == CFG_SUCCESS)
-        listen_counts(ld, root);
+        list_counts(ld, root);
     else if (ld->errors == 0)
         report(ld, 0, "cannot parse");
 out:
@@ -887,6 +1015,106 @@ config_load(const char *path, struct config *cfg, config_error_fn *errfn, void *
     if (ld.errors == 0)
         check_cross(&ld);
     return ld.errors == 0 ? 0 : -1;
+}
+
+/* --- printing (autoturnctl config) --- */
+
+#define CONFIG_VALUE_MAX (CONFIG_LISTEN_MAX * (SOCKSPEC_PATH_MAX + 16) + PATH_MAX)
+
+/* format_listen - the addresses of a list, joined by ", " */
+static void
+format_listen(const struct config_listen *l, char *buf, size_t size)
+{
+    char one[SOCKSPEC_PATH_MAX + SOCKSPEC_HOST_MAX + 32];
+    size_t i, len = 0;
+
+    buf[0] = '\0';
+    for (i = 0; i < l->count && len < size; i++) {
+        sockspec_format(&l->spec[i], one, sizeof(one));
+        (void)str_printf(buf + len, size - len, "%s%s", i ? ", " : "", one);
+        len += strlen(buf + len);
+    }
+}
+
+/* format_value - row k of cfg as text */
+static void
+format_value(const struct config *cfg, const struct key *k, char *buf, size_t size)
+{
+    const void *f = (const char *)cfg + k->offset;
+    const struct sockspec *sock = f;
+
+    buf[0] = '\0';
+    switch (k->kind) {
+    case K_DURATION:
+    case K_SIZE:
+    case K_COUNT:
+        (void)format_number(k->kind, *(const uint64_t *)f, buf, size);
+        break;
+    case K_DURATION_MS:
+        (void)units_format_duration(*(const uint64_t *)f / 1000, buf, size);
+        break;
+    case K_BOOL:
+        (void)str_copy(buf, size, *(const bool *)f ? "true" : "false");
+        break;
+    case K_SOCK:
+        if (sock->kind == SOCKSPEC_INET || sock->path[0] != '\0')
+            sockspec_format(sock, buf, size);
+        break;
+    case K_SOCK_LIST:
+        format_listen(f, buf, size);
+        break;
+    case K_DEST:
+        (void)str_copy(buf, size, *(const enum log_dest *)f == LOG_DEST_SYSLOG ? "syslog"
+                                                                             : "stderr");
+        break;
+    case K_FACILITY:
+        (void)str_copy(buf, size, log_facility_name(*(const int *)f));
+        break;
+    case K_LEVEL:
+        (void)str_copy(buf, size, log_level_name(*(const enum log_level *)f));
+        break;
+    default:                    /* names, paths, hosts, text, bounce method */
+        (void)str_copy(buf, size, f);
+        break;
+    }
+}
+
+/* key_name - "section.key", with the parent section for subsections */
+static void
+key_name(const struct key *k, char *buf, size_t size)
+{
+    const char *parent = NULL;
+    size_t i;
+
+    for (i = 0; i < ARRAY_LEN(sections); i++)
+        if (strcmp(sections[i].name, k->section) == 0)
+            parent = sections[i].parent;
+    (void)str_printf(buf, size, "%s%s%s.%s", parent ? parent : "", parent ? "." : "",
+                     k->section, k->name);
+}
+
+int
+config_foreach(const struct config *cfg, config_setting_fn *fn, void *ctx)
+{
+    char *val = malloc(CONFIG_VALUE_MAX), *def = malloc(CONFIG_VALUE_MAX), name[128];
+    struct config *dc = x_calloc(1, sizeof(*dc));
+    int rc = -1;
+    size_t i;
+
+    if (val != NULL && def != NULL && dc != NULL) {
+        rc = 0;
+        config_defaults(dc);
+        for (i = 0; i < ARRAY_LEN(keys); i++) {
+            key_name(&keys[i], name, sizeof(name));
+            format_value(cfg, &keys[i], val, CONFIG_VALUE_MAX);
+            format_value(dc, &keys[i], def, CONFIG_VALUE_MAX);
+            fn(ctx, name, val, strcmp(val, def) == 0);
+        }
+    }
+    x_free(val);
+    x_free(def);
+    x_free(dc);
+    return rc;
 }
 
 void

@@ -26,6 +26,20 @@ struct config_listen {
     struct sockspec spec[CONFIG_LISTEN_MAX];
 };
 
+#define CONFIG_NAMES_MAX 16       /* names in one user list */
+
+struct config_names {             /* a list of user names */
+    size_t count;
+    char name[CONFIG_NAMES_MAX][CONFIG_NAME_MAX];
+};
+
+/* metrics { listen = "inet:HOST:PORT" } in a daemon's section: its
+ * Prometheus endpoint (metrics_http.h); unset (kind != SOCKSPEC_INET) =
+ * no metrics, the default */
+struct config_metrics {
+    struct sockspec listen;
+};
+
 struct config_milter {
     struct config_listen listen;      /* default unix:/run/autoturn/milter.sock:0660 */
     char user[CONFIG_NAME_MAX];       /* default "autoturn" */
@@ -33,10 +47,14 @@ struct config_milter {
     char socket_group[CONFIG_NAME_MAX]; /* group of UNIX sockets, e.g. "postfix"; "" = keep */
     uint64_t timeout;                 /* libmilter timeout, seconds; default 5m */
     uint64_t max_recipients;          /* held recipients per message; default 1000 */
+    struct config_metrics metrics;
 };
 
 struct config_policyd {
-    struct config_listen listen;      /* default unix:/run/autoturn/policyd.sock:0660 */
+    struct config_listen listen;      /* default unix:/var/spool/postfix/private/autoturn-policy:0660 */
+    struct config_listen trusted_listen; /* inet: listeners whose peers are trusted; default none */
+    struct config_names trusted_users;/* unix: peers trusted by uid (and root); default postfix */
+    struct config_names control_users;/* control socket users beyond root and the daemons */
     struct sockspec control;          /* grants from autoturnctl; default unix:/run/autoturn/policyd-control.sock:0660 */
     char user[CONFIG_NAME_MAX];
     char group[CONFIG_NAME_MAX];
@@ -48,6 +66,7 @@ struct config_policyd {
     uint64_t grant_ttl;               /* seconds; default 180m */
     char grant_file[PATH_MAX];        /* default /var/lib/autoturn/grants */
     uint64_t notify_interval;         /* AutoTURN dedup per address; default 60s */
+    struct config_metrics metrics;
 };
 
 struct config_hello {
@@ -69,10 +88,17 @@ struct config_odmr {
     uint64_t max_sessions_per_address;/* at once from one address; default 5 */
     uint64_t address_failures;        /* failed AUTHs from one address before it is refused; 10 */
     uint64_t address_block;           /* ...within and for this long; default 15m */
+    char user[CONFIG_NAME_MAX];       /* pre-AUTH sessions run as; default autoturn-odmr */
+    uint64_t preauth_timeout;         /* greeting to successful AUTH; default 30s */
+    uint64_t max_preauth_sessions;    /* unauthenticated at once; default 40 */
+    uint64_t account_failures;        /* failed AUTHs for one account before throttling; 5 */
+    uint64_t account_delay;           /* first spacing of a throttled account's tries; 1s */
+    uint64_t account_delay_max;       /* longest spacing, doubling from account_delay; 60s */
 };
 
 struct config_flusher {
     struct sockspec control;          /* default unix:/run/autoturn/flusher.sock:0660 */
+    struct config_names control_users;/* control socket users beyond root and the daemons */
     char user[CONFIG_NAME_MAX];
     char group[CONFIG_NAME_MAX];
     char socket_group[CONFIG_NAME_MAX];
@@ -92,8 +118,11 @@ struct config_flusher {
     char sendmail_command[CONFIG_TEXT_MAX]; /* default /usr/sbin/sendmail */
     struct sockspec bounce_relay;     /* for method smtp; default inet:127.0.0.1:25 */
     char postmaster[CONFIG_TEXT_MAX]; /* double-bounce recipient; default postmaster */
+    uint64_t max_reconnects;          /* per flush, after a per-session limit; default 5 */
+    bool chunking;                    /* BDAT when offered; default true */
     struct config_hello hello;
     struct config_odmr odmr;
+    struct config_metrics metrics;
 };
 
 struct config {
@@ -122,6 +151,15 @@ void config_defaults(struct config *cfg);
 /* config_load - defaults, then the file. 0 on success; -1 after reporting
  * every error found through errfn (NULL errfn: log_errorx). */
 int config_load(const char *path, struct config *cfg, config_error_fn *errfn, void *ctx);
+
+/* config_foreach - every setting of cfg, in the order of autoturn.conf(5):
+ * its name ("log.level", "flusher.hello.listen"), its value as it would be
+ * written (durations and sizes with units, lists joined by ", ") and
+ * whether that is the built-in default. Order and names come from the key
+ * table, so a new key shows up by itself. 0, or -1 on ENOMEM. */
+typedef void config_setting_fn(void *ctx, const char *name, const char *value,
+                               bool is_default);
+int config_foreach(const struct config *cfg, config_setting_fn *fn, void *ctx);
 
 /* config_apply_logging - log_init() with the config's log settings. */
 void config_apply_logging(const struct config *cfg, const char *prog);

@@ -535,10 +535,17 @@ ctl_request(const char *path, const struct ctl_msg *req, ctl_data_fn *datafn, vo
         errbuf_set(err, "request too long");
         return -1;
     }
+    struct errbuf rerr;
+    int sent;
+
     if ((fd = ctl_connect(path, err)) < 0)
         return -1;
-    if (send_all(fd, path, line, (size_t)len, deadline, err) == 0)
-        rc = read_reply(fd, path, datafn, ctx, final_r, deadline, timeout_ms, err);
+    /* a server that refuses a peer says why and closes at once: the send
+     * may then fail (EPIPE), but the reply is there to read */
+    sent = send_all(fd, path, line, (size_t)len, deadline, err);
+    if (sent == 0 || errno == EPIPE || errno == ECONNRESET)
+        rc = read_reply(fd, path, datafn, ctx, final_r, deadline, timeout_ms,
+                        sent == 0 ? err : &rerr);
     close(fd);
     return rc;
 }
@@ -565,4 +572,16 @@ ctl_notify(const char *path, const struct ctl_msg *req, struct errbuf *err)
         rc = 0;
     close(fd);
     return rc;
+}
+
+void
+ctl_refuse(int fd, const char *code, const char *text)
+{
+    char line[CTL_LINE_MAX];
+    struct ctl_msg m;
+    int len;
+
+    if (ctl_reply_err(&m, code, text) < 0 || (len = ctl_format(&m, line, sizeof(line))) < 0)
+        return;
+    (void)send(fd, line, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
 }

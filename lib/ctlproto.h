@@ -11,7 +11,8 @@
  * 0x21-0x7e with '%' and anything else written as %XX.
  *
  * SECURITY: requests come from local peers over a UNIX socket whose mode
- * limits who may connect; still, every line is bounded (CTL_LINE_MAX),
+ * limits who may connect, and the servers check each peer's uid
+ * (SO_PEERCRED, lib/peer.c) before reading a request; still, every line is bounded (CTL_LINE_MAX),
  * the argument count is bounded, and verbs/keys/values are validated.
  */
 #ifndef AUTOTURN_CTLPROTO_H
@@ -95,5 +96,9 @@ void ctl_linebuf_init(struct ctl_linebuf *lb);
  * -1 when the line exceeds CTL_LINE_MAX. */
 int ctl_linebuf_next(struct ctl_linebuf *lb, const char *data, size_t len, size_t *used_r,
                      const char **line_r, size_t *linelen_r);
+
+/* ctl_refuse - one ERR line to a peer the server will not serve, sent
+ * without blocking (a full socket just loses it); the caller closes. */
+void ctl_refuse(int fd, const char *code, const char *text);
 
 #endif

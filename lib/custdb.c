@@ -23,6 +23,7 @@
 #include "custdb.h"
 #include "custdb_keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define CHECK_DEFAULT_MS 1000
@@ -49,6 +50,7 @@ struct custdb {
     char last_err[ERRBUF_SIZE];
     bool refused;               /* refused_st is a file we refused (logged once) */
     struct stat refused_st;
+    bool metrics;               /* custdb_report_metrics */
 };
 
 static void
@@ -204,19 +206,31 @@ refresh_locked(struct custdb *db)
     if (stat(db->path, &st) < 0) {
         (void)snprintf(db->last_err, sizeof(db->last_err), "customer table %s: %s", db->path,
                        strerror(errno));
+        if (db->metrics)
+            metrics_table_state(false);
         return;
     }
-    if (db->cur != NULL && same_file(&st, &db->cur->st))
+    if (db->cur != NULL && same_file(&st, &db->cur->st)) {
+        if (db->metrics)
+            metrics_table_state(true);
         return;
+    }
     if ((s = snap_open(db->path, msg, sizeof(msg))) == NULL) {
         memcpy(db->last_err, msg, sizeof(msg));
         /* The reader decides to keep the old table: say so once per file. */
-        if (!db->refused || !same_file(&st, &db->refused_st))
+        if (!db->refused || !same_file(&st, &db->refused_st)) {
             log_warnx("%s; %s", msg, db->cur ? "keeping the previous table" : "no table loaded");
+            if (db->metrics)
+                metrics_table_refused();
+        }
+        if (db->metrics)
+            metrics_table_state(false);
         db->refused = true;
         db->refused_st = st;
         return;
     }
+    if (db->metrics)
+        metrics_table_loaded(s->st.st_mtim.tv_sec, s->count, metrics_elapsed(&db->last));
     if (db->cur != NULL)
         log_info("customer table %s: switched to the new table", db->path);
     snap_unref(db->cur);
@@ -288,6 +302,14 @@ custdb_free(struct custdb *db)
     pthread_mutex_destroy(&db->lock);
     x_free(db->path);
     x_free(db);
+}
+
+void
+custdb_report_metrics(struct custdb *db)
+{
+    pthread_mutex_lock(&db->lock);
+    db->metrics = true;
+    pthread_mutex_unlock(&db->lock);
 }
 
 void

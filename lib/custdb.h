@@ -39,6 +39,11 @@ void custdb_free(struct custdb *db);
  * table (default 1000 ms; 0 = on every lookup, for tests). */
 void custdb_set_check_interval(struct custdb *db, unsigned ms);
 
+/* custdb_report_metrics - this reader is the daemon's own: its table
+ * loads, refusals and state go to the customer table metrics (metrics.h).
+ * Other readers (the flusher's children) keep quiet. */
+void custdb_report_metrics(struct custdb *db);
+
 /* custdb_refresh - check now; switch to a new file if inode/mtime/size
  * changed. 0 = a usable table is loaded (new or old); -1 = none usable
  * (err says why). A new file that fails validation keeps the old table;

@@ -157,6 +157,8 @@ static void
 cerr(struct compiler *cp, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* cerr - one error ("SRC:LINE: message"); a message that starts with
+ * CUSTSRC_WARNING is passed on the same way but not counted */
 static void
 cerr(struct compiler *cp, unsigned line, const char *fmt, ...)
 {
@@ -170,7 +172,8 @@ cerr(struct compiler *cp, unsigned line, const char *fmt, ...)
         (void)snprintf(full, sizeof(full), "%s:%u: %s", cp->src, line, msg);
     else
         (void)snprintf(full, sizeof(full), "%s: %s", cp->src, msg);
-    cp->errors++;
+    if (strncmp(msg, CUSTSRC_WARNING, sizeof(CUSTSRC_WARNING) - 1) != 0)
+        cp->errors++;
     if (cp->errfn != NULL)
         cp->errfn(cp->ctx, full);
 }

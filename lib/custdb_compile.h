@@ -15,7 +15,9 @@ struct custdb_compile_stats {
     size_t networks;
 };
 
-/* errfn receives "SRC:LINE: message" (or "SRC: message") per error. */
+/* errfn receives "SRC:LINE: message" (or "SRC: message") per error, and
+ * "SRC:LINE: warning: message" per warning (not an error: the table is
+ * still written). */
 typedef void custdb_error_fn(void *ctx, const char *msg);
 
 /* custdb_compile - parse src, check across customers (domain claimed by two

@@ -76,6 +76,21 @@ perr(struct parser *p, unsigned line, const char *fmt, ...)
         p->errfn(p->ctx, p->file, line, msg);
 }
 
+/* pwarn - report one warning; the block is still emitted */
+static void __attribute__((format(printf, 3, 4)))
+pwarn(struct parser *p, unsigned line, const char *fmt, ...)
+{
+    char msg[CUSTSRC_MSG_MAX], full[CUSTSRC_MSG_MAX + sizeof(CUSTSRC_WARNING)];
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);  /* a long quoted word may be cut */
+    va_end(ap);
+    (void)snprintf(full, sizeof(full), "%s%s", CUSTSRC_WARNING, msg);
+    if (p->errfn != NULL)
+        p->errfn(p->ctx, p->file, line, full);
+}
+
 static int
 grow_lines(unsigned **arr, size_t n)
 {
@@ -457,6 +472,58 @@ check_dups(struct parser *p, int what)
     return 0;
 }
 
+/* Second-level public suffixes refused as domain rules (a short built-in
+ * list of the common ones; every single-label domain, i.e. a top-level
+ * domain, is refused too). Not the whole Public Suffix List: a guard
+ * against a slip of the pen, not a registry. */
+static const char *const public_suffixes[] = {
+    "ac.jp", "ac.uk", "ac.za", "co.id", "co.il", "co.in", "co.jp", "co.kr", "co.nz", "co.th",
+    "co.uk", "co.za", "com.ar", "com.au", "com.br", "com.cn", "com.hk", "com.mx", "com.my",
+    "com.ph", "com.sg", "com.tr", "com.tw", "com.ua", "edu.au", "gov.au", "gov.uk", "ltd.uk",
+    "me.uk", "ne.jp", "net.au", "net.br", "net.cn", "net.uk", "or.jp", "org.au", "org.br",
+    "org.cn", "org.nz", "org.uk", "org.za", "plc.uk", "sch.uk",
+};
+
+/* public_suffix - is the domain of a rule ("x.y" or ".x.y") a public suffix? */
+static bool
+public_suffix(const char *rule)
+{
+    const char *d = rule[0] == '.' ? rule + 1 : rule;
+    size_t i;
+
+    if (strchr(d, '.') == NULL)
+        return true;
+    for (i = 0; i < ARRAY_LEN(public_suffixes); i++)
+        if (strcmp(d, public_suffixes[i]) == 0)
+            return true;
+    return false;
+}
+
+/* check_footguns - rules that would hold the world's mail or open a relay */
+static void
+check_footguns(struct parser *p)
+{
+    const struct customer *c = p->cur;
+    char text[IPNET_TEXT_MAX];
+    unsigned wide;
+    size_t i;
+
+    for (i = 0; i < c->ndomains; i++)
+        if (public_suffix(c->domains[i]))
+            perr(p, p->dom_lines[i], "domain '%s' is a public suffix: customer '%s' would hold "
+                 "mail for every domain under it", c->domains[i], p->name);
+    for (i = 0; c->relay && i < c->naddrs; i++) {
+        wide = c->addrs[i].addr.family == AF_INET ? 8 : 32;
+        ipnet_format(&c->addrs[i], text, sizeof(text));
+        if (c->addrs[i].prefix == 0)
+            perr(p, p->addr_lines[i], "relay yes with network %s: customer '%s' would let the "
+                 "whole Internet relay", text, p->name);
+        else if (c->addrs[i].prefix < wide)
+            pwarn(p, p->addr_lines[i], "relay yes with network %s, wider than /%u: every address "
+                  "in it may relay through us as customer '%s'", text, wide, p->name);
+    }
+}
+
 static void
 check_block(struct parser *p)
 {
@@ -470,6 +537,7 @@ check_block(struct parser *p)
         perr(p, p->port_line, "'port' conflicts with the port given in 'delivery host'");
     (void)check_dups(p, 0);
     (void)check_dups(p, 1);
+    check_footguns(p);
 }
 
 /* end_block - check the current block and hand it on if it is clean. */

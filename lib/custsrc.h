@@ -22,8 +22,12 @@
  * Return 0 to go on, -1 to stop parsing. */
 typedef int custsrc_customer_fn(void *ctx, struct customer *c);
 
-/* Called once per error; msg has no file/line prefix. */
+/* Called once per error; msg has no file/line prefix. A message that
+ * starts with CUSTSRC_WARNING is a warning: it is not counted as an error
+ * and its block is still handed on (e.g. relay for a very wide network). */
 typedef void custsrc_error_fn(void *ctx, const char *file, unsigned line, const char *msg);
+
+#define CUSTSRC_WARNING "warning: "
 
 /* custsrc_parse_file - returns the number of errors found (0 = clean);
  * -1 if the file cannot be opened/read (reported through errfn with line 0).

@@ -11,7 +11,10 @@
 #include <grp.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -84,6 +87,19 @@ daemon_start(const struct daemon_opts *o, const char *prog, struct config *cfg)
         exit(78);
     }
     config_apply_logging(cfg, prog);
+}
+
+struct config *
+daemon_reload_config(const char *path)
+{
+    struct config *nc = x_calloc(1, sizeof(*nc));
+
+    if (nc == NULL || config_load(path, nc, log_config_error, NULL) < 0) {
+        log_errorx("%s: reload refused; keeping the running configuration", path);
+        x_free(nc);
+        return NULL;
+    }
+    return nc;
 }
 
 static void
@@ -159,6 +175,49 @@ daemon_drop_privileges(const char *prog, const char *user, const char *group)
 
     if (privs_drop(user, group, &err) < 0)
         log_fatalx("%s: cannot drop privileges: %s", prog, err.msg);
+}
+
+/* notify - one sd_notify message; a failure is logged once (the daemon
+ * runs on: systemd then gives up on it by its own timeout) */
+static void
+notify(const char *state)
+{
+    static bool warned;
+    int rc = sd_notify(0, state);
+
+    if (rc < 0 && !warned) {
+        errno = -rc;
+        log_warn("sd_notify");
+        warned = true;
+    }
+}
+
+void
+daemon_ready(const char *status)
+{
+    char msg[256];
+
+    (void)str_printf(msg, sizeof(msg), "READY=1\nSTATUS=%s", status);  /* a cut status will do */
+    notify(msg);
+}
+
+void
+daemon_reloading(void)
+{
+    struct timespec ts;
+    char msg[128];
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    (void)str_printf(msg, sizeof(msg), "RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=%llu",
+                     (unsigned long long)ts.tv_sec * 1000000ULL +
+                         (unsigned long long)ts.tv_nsec / 1000ULL);
+    notify(msg);
+}
+
+void
+daemon_stopping(void)
+{
+    notify("STOPPING=1\nSTATUS=stopping");
 }
 
 static void

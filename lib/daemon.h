@@ -31,6 +31,11 @@ void daemon_parse_args(int argc, char **argv, const char *prog, const char *summ
  * config's log settings. Start-up only: exits on failure. */
 void daemon_start(const struct daemon_opts *o, const char *prog, struct config *cfg);
 
+/* daemon_reload_config - for SIGHUP: load path into a new config (free
+ * with x_free); NULL after logging every error and "PATH: reload refused;
+ * keeping the running configuration". */
+struct config *daemon_reload_config(const char *path);
+
 /* daemon_detach - unless foreground: fork, setsid, chdir /, stdio to
  * /dev/null. Exits on failure (start-up only). */
 void daemon_detach(const struct daemon_opts *o);
@@ -46,6 +51,15 @@ int daemon_socket_group(const struct sockspec *spec, const char *group, const ch
 /* daemon_drop_privileges - privs_drop(user, group); exits 1 if it fails
  * or if user is root. */
 void daemon_drop_privileges(const char *prog, const char *user, const char *group);
+
+/* Telling systemd (sd_notify; nothing happens when the daemon was not
+ * started by systemd with Type=notify): daemon_ready once the daemon
+ * listens and has dropped its privileges; daemon_reloading before a
+ * reload and daemon_ready again after it (with a status line either way);
+ * daemon_stopping when it goes. */
+void daemon_ready(const char *status);
+void daemon_reloading(void);
+void daemon_stopping(void);
 
 /* Signals: SIGTERM/SIGINT set daemon_stop, SIGHUP sets daemon_reload,
  * SIGPIPE is ignored. Each caught signal writes one byte to a self-pipe

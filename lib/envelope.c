@@ -10,6 +10,7 @@
  * fields are errors that name the line. Nothing is trusted until
  * "X-Autoturn-End:" has been seen and the envelope checked as a whole.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -26,6 +27,9 @@ enum field {
     F_CUSTOMER,
     F_ARRIVAL,
     F_QUEUE_ID,
+    F_CLIENT_ADDR,
+    F_CLIENT_NAME,
+    F_HELO,
     F_SENDER,
     F_RCPT,
     F_END,
@@ -36,6 +40,9 @@ static const char *const field_names[] = {
     [F_CUSTOMER] = "Customer",
     [F_ARRIVAL] = "Arrival",
     [F_QUEUE_ID] = "Queue-Id",
+    [F_CLIENT_ADDR] = "Client-Addr",
+    [F_CLIENT_NAME] = "Client-Name",
+    [F_HELO] = "Helo",
     [F_SENDER] = "Sender",
     [F_RCPT] = "Rcpt",
     [F_END] = "End",
@@ -233,6 +240,70 @@ queue_id_valid(const char *v, size_t len)
     return true;
 }
 
+/* client_addr_valid - an IPv4 or IPv6 address in text form. */
+static bool
+client_addr_valid(const char *v, size_t len)
+{
+    char buf[ENVELOPE_CLIENT_ADDR_MAX + 1];
+    unsigned char bin[16];
+
+    if (len == 0 || len > ENVELOPE_CLIENT_ADDR_MAX)
+        return false;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    return inet_pton(AF_INET, buf, bin) == 1 || inet_pton(AF_INET6, buf, bin) == 1;
+}
+
+/* client_name_valid - a host name as an MTA reports it: [A-Za-z0-9._-]. */
+static bool
+client_name_valid(const char *v, size_t len)
+{
+    size_t i;
+
+    if (len == 0 || len > ENVELOPE_HOST_MAX)
+        return false;
+    for (i = 0; i < len; i++)
+        if (!((v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= 'a' && v[i] <= 'z') ||
+              (v[i] >= '0' && v[i] <= '9') || v[i] == '.' || v[i] == '_' || v[i] == '-'))
+            return false;
+    return true;
+}
+
+/* helo_char_ok - a byte a stored HELO argument may hold. */
+static bool
+helo_char_ok(char ch)
+{
+    return ch >= 0x21 && ch <= 0x7e && ch != '(' && ch != ')' && ch != '\\';
+}
+
+static bool
+helo_valid(const char *v, size_t len)
+{
+    size_t i;
+
+    if (len == 0 || len > ENVELOPE_HOST_MAX)
+        return false;
+    for (i = 0; i < len; i++)
+        if (!helo_char_ok(v[i]))
+            return false;
+    return true;
+}
+
+void
+envelope_set_client(struct envelope *e, const char *addr, const char *name, const char *helo)
+{
+    size_t i;
+
+    e->client_addr[0] = e->client_name[0] = e->helo[0] = '\0';
+    if (addr != NULL && client_addr_valid(addr, strlen(addr)))
+        (void)str_copy(e->client_addr, sizeof(e->client_addr), addr);
+    if (name != NULL && client_name_valid(name, strlen(name)))
+        (void)str_copy(e->client_name, sizeof(e->client_name), name);
+    for (i = 0; helo != NULL && helo[i] != '\0' && i < ENVELOPE_HOST_MAX; i++)
+        e->helo[i] = helo_char_ok(helo[i]) ? helo[i] : '?';
+    e->helo[i] = '\0';
+}
+
 /* format_check - what envelope_format needs before it writes anything. */
 static int
 format_check(const struct envelope *e, struct errbuf *err)
@@ -248,6 +319,12 @@ format_check(const struct envelope *e, struct errbuf *err)
     }
     if (e->queue_id[0] != '\0' && !queue_id_valid(e->queue_id, strlen(e->queue_id))) {
         errbuf_set(err, "bad queue id '%s'", e->queue_id);
+        return -1;
+    }
+    if ((e->client_addr[0] != '\0' && !client_addr_valid(e->client_addr, strlen(e->client_addr)))
+        || (e->client_name[0] != '\0' && !client_name_valid(e->client_name, strlen(e->client_name)))
+        || (e->helo[0] != '\0' && !helo_valid(e->helo, strlen(e->helo)))) {
+        errbuf_set(err, "bad client fields");
         return -1;
     }
     if (e->sender == NULL || e->mail_params == NULL) {
@@ -273,19 +350,31 @@ out_addr(char *buf, size_t size, size_t *off, const char *field, const char *par
     return 0;
 }
 
+/* out_opt - append "X-Autoturn-<name>: value" when value is set. */
+static int
+out_opt(char *buf, size_t size, size_t *off, const char *name, const char *value)
+{
+    if (value[0] == '\0')
+        return 0;
+    if (str_printf(buf + *off, size - *off, FIELD_PREFIX "%s: %s\n", name, value) < 0)
+        return -1;
+    *off += strlen(buf + *off);
+    return 0;
+}
+
 static int
 out_fixed(const struct envelope *e, char *buf, size_t size, size_t *off)
 {
-    char qid[ENVELOPE_QUEUEID_MAX + 32] = "";
-
-    if (e->queue_id[0] != '\0' &&
-        str_printf(qid, sizeof(qid), FIELD_PREFIX "Queue-Id: %s\n", e->queue_id) < 0)
-        return -1;
     if (str_printf(buf, size, FIELD_PREFIX "Version: " VERSION_TEXT "\n"
-                   FIELD_PREFIX "Customer: %s\n" FIELD_PREFIX "Arrival: %lld\n%s",
-                   e->customer, (long long)e->arrival, qid) < 0)
+                   FIELD_PREFIX "Customer: %s\n" FIELD_PREFIX "Arrival: %lld\n",
+                   e->customer, (long long)e->arrival) < 0)
         return -1;
     *off = strlen(buf);
+    if (out_opt(buf, size, off, "Queue-Id", e->queue_id) < 0
+        || out_opt(buf, size, off, "Client-Addr", e->client_addr) < 0
+        || out_opt(buf, size, off, "Client-Name", e->client_name) < 0
+        || out_opt(buf, size, off, "Helo", e->helo) < 0)
+        return -1;
     return 0;
 }
 
@@ -293,7 +382,8 @@ out_fixed(const struct envelope *e, char *buf, size_t size, size_t *off)
 static size_t
 format_size(const struct envelope *e)
 {
-    size_t size = 256 + ENVELOPE_QUEUEID_MAX + CUSTOMER_NAME_MAX, i;
+    size_t size = 384 + ENVELOPE_QUEUEID_MAX + CUSTOMER_NAME_MAX + ENVELOPE_CLIENT_ADDR_MAX
+                  + 2 * ENVELOPE_HOST_MAX, i;
 
     size += strlen(e->sender) + strlen(e->mail_params) + 32;
     for (i = 0; i < e->nrcpt; i++)
@@ -497,7 +587,21 @@ check_end(struct envelope *e, const char *v, size_t len, struct errbuf *err)
     return 1;
 }
 
-/* store_simple - Customer, Arrival, Queue-Id. */
+/* store_text - one of the optional client fields, checked by valid(). */
+static int
+store_text(struct envelope *e, const char *what, bool (*valid)(const char *, size_t),
+           char *dst, size_t size, const char *v, size_t len, struct errbuf *err)
+{
+    if (!valid(v, len) || len >= size) {
+        errbuf_set(err, "line %u: bad %s '%.*s'", e->lines_seen, what, len > 64 ? 64 : (int)len, v);
+        return -1;
+    }
+    memcpy(dst, v, len);
+    dst[len] = '\0';
+    return 0;
+}
+
+/* store_simple - Customer, Arrival, Queue-Id, Client-Addr, Client-Name, Helo. */
 static int
 store_simple(struct envelope *e, enum field f, const char *v, size_t len, struct errbuf *err)
 {
@@ -506,6 +610,14 @@ store_simple(struct envelope *e, enum field f, const char *v, size_t len, struct
 
     while (len > 0 && is_blank(v[len - 1]))
         len--;
+    if (f == F_CLIENT_ADDR)
+        return store_text(e, "client address", client_addr_valid, e->client_addr,
+                          sizeof(e->client_addr), v, len, err);
+    if (f == F_CLIENT_NAME)
+        return store_text(e, "client name", client_name_valid, e->client_name,
+                          sizeof(e->client_name), v, len, err);
+    if (f == F_HELO)
+        return store_text(e, "HELO name", helo_valid, e->helo, sizeof(e->helo), v, len, err);
     if (f == F_ARRIVAL) {
         if (parse_arrival(v, len, &e->arrival) == 0)
             return 0;

@@ -9,6 +9,9 @@
  *   X-Autoturn-Customer: acme
  *   X-Autoturn-Arrival: 1763700000
  *   X-Autoturn-Queue-Id: 4XyZ12abc          (optional)
+ *   X-Autoturn-Client-Addr: 192.0.2.1       (optional: the SMTP client
+ *   X-Autoturn-Client-Name: mail.example.org (optional:  the message came
+ *   X-Autoturn-Helo: mail.example.org       (optional:   from, for Received:)
  *   X-Autoturn-Sender: [PARAM ...] <addr>
  *   X-Autoturn-Rcpt: [PARAM ...] <addr>     (one per recipient, >= 1)
  *   X-Autoturn-End:
@@ -32,6 +35,8 @@
 #define ENVELOPE_PARAMS_MAX 1000      /* bytes of one parameter list */
 #define ENVELOPE_RCPT_MAX   10000
 #define ENVELOPE_QUEUEID_MAX 63
+#define ENVELOPE_CLIENT_ADDR_MAX 45   /* INET6_ADDRSTRLEN - 1 */
+#define ENVELOPE_HOST_MAX   255       /* client name, HELO argument */
 
 struct envelope_rcpt {
     char *addr;      /* without <>; never empty */
@@ -41,6 +46,9 @@ struct envelope_rcpt {
 struct envelope {
     char customer[CUSTOMER_NAME_MAX + 1];
     char queue_id[ENVELOPE_QUEUEID_MAX + 1];    /* "" if unknown */
+    char client_addr[ENVELOPE_CLIENT_ADDR_MAX + 1]; /* "192.0.2.1", "2001:db8::1"; "" unknown */
+    char client_name[ENVELOPE_HOST_MAX + 1];    /* verified name or "unknown"; "" unknown */
+    char helo[ENVELOPE_HOST_MAX + 1];           /* HELO/EHLO argument; "" unknown */
     time_t arrival;
     char *sender;          /* without <>; "" is the null sender */
     char *mail_params;     /* "BODY=8BITMIME SMTPUTF8 ENVID=x RET=HDRS" or "" */
@@ -62,6 +70,15 @@ int envelope_set_sender(struct envelope *e, const char *addr, const char *params
                         struct errbuf *err);
 int envelope_add_rcpt(struct envelope *e, const char *addr, const char *params,
                       struct errbuf *err);
+
+/* envelope_set_client - where the message came from (each may be NULL or
+ * "" = unknown). addr must be an IPv4 or IPv6 address; name 1..255 of
+ * [A-Za-z0-9._-]; helo is made safe instead of refused: bytes outside
+ * 0x21-0x7e and ( ) \ become '?', and it is cut at 255 bytes. A bad addr
+ * or name is dropped (left unknown), never an error: the message matters
+ * more than its trace. */
+void envelope_set_client(struct envelope *e, const char *addr, const char *name,
+                         const char *helo);
 
 /* envelope_format - the header block (lines end in LF, last line
  * "X-Autoturn-End:"), malloc'd. Needs customer, arrival, >= 1 recipient. */

@@ -94,6 +94,23 @@ log_level_parse(const char *name)
     return -1;
 }
 
+const char *
+log_facility_name(int facility)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_LEN(facilities); i++)
+        if (facilities[i].value == facility)
+            return facilities[i].name;
+    return "?";
+}
+
+const char *
+log_level_name(enum log_level level)
+{
+    return (size_t)level < ARRAY_LEN(level_names) ? level_names[level] : "?";
+}
+
 /* sev_prefix - Postfix severity prefix */
 static const char *
 sev_prefix(enum log_sev sev)

@@ -39,6 +39,10 @@ int log_facility_parse(const char *name);
 /* log_level_parse - "debug", "info", "warning", "error" -> level; -1 if unknown. */
 int log_level_parse(const char *name);
 
+/* log_facility_name, log_level_name - the other way round; "?" if unknown. */
+const char *log_facility_name(int facility);
+const char *log_level_name(enum log_level level);
+
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

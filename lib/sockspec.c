@@ -344,46 +344,83 @@ resolve(const struct sockspec *spec, bool passive, struct addrinfo **res_r, cons
     return rc == 0 ? 0 : gai_fail(rc, error_r);
 }
 
-/* inet_options - SO_REUSEADDR, IPV6_V6ONLY, TCP_NODELAY; NULL or the step */
+/* inet_options - SO_REUSEADDR, IPV6_V6ONLY (on, or off for a dual-stack
+ * socket), TCP_NODELAY; NULL or the step */
 static const char *
-inet_options(int fd, int family)
+inet_options(int fd, int family, bool dual)
 {
-    int on = 1;
+    int on = 1, v6only = !dual;
 
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0)
         return "setsockopt SO_REUSEADDR";
-    if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) < 0)
+    if (family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0)
         return "setsockopt IPV6_V6ONLY";
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0)
         return "setsockopt TCP_NODELAY";
     return NULL;
 }
 
-/* listen_one - socket, options, bind, listen for one address */
+/* listen_addr - socket, options, bind, listen for one address */
 static int
-listen_one(const struct addrinfo *ai, int backlog, const char **error_r)
+listen_addr(const struct sockaddr *sa, socklen_t len, bool dual, int backlog,
+            const char **error_r)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     const char *step;
 
     if (fd < 0)
         return fail(-1, "socket", error_r);
-    if ((step = inet_options(fd, ai->ai_family)) != NULL)
+    if ((step = inet_options(fd, sa->sa_family, dual)) != NULL)
         return fail(fd, step, error_r);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+    if (bind(fd, sa, len) < 0)
         return fail(fd, "bind", error_r);
     if (listen(fd, backlog) < 0)
         return fail(fd, "listen", error_r);
     return fd;
 }
 
-/* listen_inet - the INET half of sockspec_listen: first address that binds */
+/* listen_one - listen_addr for one getaddrinfo result */
+static int
+listen_one(const struct addrinfo *ai, int backlog, const char **error_r)
+{
+    return listen_addr(ai->ai_addr, ai->ai_addrlen, false, backlog, error_r);
+}
+
+/* listen_any - "*": one IPv6 socket with IPV6_V6ONLY off, so that it
+ * takes IPv4 clients too (they show as ::ffff:a.b.c.d, which addr.c
+ * turns back into IPv4); IPv4 alone on a kernel without IPv6 */
+static int
+listen_any(const struct sockspec *spec, int backlog, const char **error_r)
+{
+    struct sockaddr_in6 s6;
+    struct sockaddr_in s4;
+    int fd;
+
+    memset(&s6, 0, sizeof(s6));
+    s6.sin6_family = AF_INET6;
+    s6.sin6_addr = in6addr_any;
+    s6.sin6_port = htons((uint16_t)spec->port);
+    fd = listen_addr((struct sockaddr *)&s6, sizeof(s6), true, backlog, error_r);
+    if (fd >= 0 || (errno != EAFNOSUPPORT && errno != EADDRNOTAVAIL))
+        return fd;
+    memset(&s4, 0, sizeof(s4));
+    s4.sin_family = AF_INET;
+    s4.sin_addr.s_addr = htonl(INADDR_ANY);
+    s4.sin_port = htons((uint16_t)spec->port);
+    return listen_addr((struct sockaddr *)&s4, sizeof(s4), false, backlog, error_r);
+}
+
+/* listen_inet - the INET half of sockspec_listen: "*" dual-stack, else
+ * the first address that binds */
 static int
 listen_inet(const struct sockspec *spec, int backlog, const char **error_r)
 {
     struct addrinfo *res, *ai;
     int fd = -1, saved = 0;
 
+    if (!spec->ipv6_literal && (spec->host[0] == '\0' || strcmp(spec->host, "*") == 0))
+        return listen_any(spec, backlog, error_r);
     if (resolve(spec, true, &res, error_r) < 0)
         return -1;
     for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {

@@ -9,6 +9,11 @@
  *   inet:HOST:PORT             HOST: IPv4 address, host name, "*" (any)
  *   inet:[IPV6]:PORT           e.g. inet:[::1]:10031, inet:[::]:366
  * PORT is 1..65535. Paths must be absolute and shorter than sun_path.
+ *
+ * Listening on "*" means every address, IPv4 and IPv6: one dual-stack
+ * socket (IPv4 only on a kernel without IPv6). "inet:0.0.0.0:PORT" is
+ * IPv4 only, "inet:[::]:PORT" IPv6 only. Connecting to "*" goes to
+ * 127.0.0.1.
  */
 #ifndef AUTOTURN_SOCKSPEC_H
 #define AUTOTURN_SOCKSPEC_H
@@ -41,7 +46,8 @@ int sockspec_parse(const char *text, struct sockspec *spec, const char **error_r
 const char *sockspec_format(const struct sockspec *spec, char *buf, size_t size);
 
 /* sockspec_listen - create, bind and listen (SOCK_STREAM, close-on-exec,
- * SO_REUSEADDR, IPV6_V6ONLY for v6, TCP_NODELAY for inet). For UNIX a stale
+ * SO_REUSEADDR, IPV6_V6ONLY for v6 but off for "*", TCP_NODELAY for
+ * inet). For UNIX a stale
  * socket file at the path is removed first (anything else there is an
  * error), and the socket is chmod'ed to mode. Returns the fd, or -1 with
  * errno set; *error_r then names the step ("bind", "getaddrinfo", ...). */

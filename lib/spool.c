@@ -219,6 +219,27 @@ open_failed(struct errbuf *err, int at, const char *name, const char *fmt, ...)
     errno = saved;
 }
 
+/* owner_like_parent - a directory root just made inside a customer's
+ * directory (hold/ by autoturnctl hold, say) gets the owner of that
+ * directory, so that the daemons, which run as the spool's owner, can
+ * still use it. (at is AT_FDCWD only for the customer directory itself.) */
+static int
+owner_like_parent(int at, const char *dir)
+{
+    struct stat st;
+    int saved;
+
+    if (geteuid() != 0 || at == AT_FDCWD)
+        return 0;
+    if (fstat(at, &st) == 0 &&
+        fchownat(at, dir, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) == 0)
+        return 0;
+    saved = errno;
+    (void)unlinkat(at, dir, AT_REMOVEDIR);
+    errno = saved;
+    return -1;
+}
+
 /* open_dir_create - open_dir, creating it 0700 when missing. */
 static int
 open_dir_create(int at, const char *dir)
@@ -227,8 +248,12 @@ open_dir_create(int at, const char *dir)
 
     if (fd >= 0 || errno != ENOENT)
         return fd;
-    if (mkdirat(at, dir, SPOOL_DIR_MODE) < 0 && errno != EEXIST)
+    if (mkdirat(at, dir, SPOOL_DIR_MODE) < 0) {
+        if (errno != EEXIST)
+            return -1;
+    } else if (owner_like_parent(at, dir) < 0) {
         return -1;
+    }
     return open_dir(at, dir);
 }
 
@@ -520,9 +545,9 @@ struct entry_vec {
     size_t n, alloc;
 };
 
-/* vec_add - one regular file of dirfd into the vector. */
+/* vec_add - one regular file of dirfd (the subdirectory sub) into the vector. */
 static int
-vec_add(struct entry_vec *ev, int dirfd, const char *name, bool in_cur)
+vec_add(struct entry_vec *ev, int dirfd, const char *name, const char *sub)
 {
     struct spool_entry *e;
     struct name_key k;
@@ -547,7 +572,8 @@ vec_add(struct entry_vec *ev, int dirfd, const char *name, bool in_cur)
     e->size = (uint64_t)st.st_size;
     k = name_parse(name);
     e->arrival = k.parsed ? (time_t)k.sec : st.st_mtime;
-    e->in_cur = in_cur;
+    e->in_cur = strcmp(sub, "cur") == 0;
+    e->on_hold = strcmp(sub, SPOOL_HOLD_DIR) == 0;
     return 0;
 }
 
@@ -572,7 +598,7 @@ list_sub(int cfd, const char *cdir, const char *sub, struct entry_vec *ev, struc
     }
     errno = 0;
     while (rc == 0 && (de = readdir(d)) != NULL) {
-        if ((rc = vec_add(ev, fd, de->d_name, sub[0] == 'c')) < 0)
+        if ((rc = vec_add(ev, fd, de->d_name, sub)) < 0)
             errbuf_set_errno(err, "%s/%s/%s", cdir, sub, de->d_name);
         errno = 0;
     }
@@ -584,9 +610,10 @@ list_sub(int cfd, const char *cdir, const char *sub, struct entry_vec *ev, struc
     return rc;
 }
 
-int
-spool_list(struct spool *sp, const char *customer, struct spool_entry **v_r, size_t *n_r,
-           struct errbuf *err)
+/* list_customer - new/ and cur/, with_hold also hold/, oldest first. */
+static int
+list_customer(struct spool *sp, const char *customer, bool with_hold, struct spool_entry **v_r,
+              size_t *n_r, struct errbuf *err)
 {
     struct entry_vec ev = { NULL, 0, 0 };
     char cdir[SPOOL_PATH_MAX];
@@ -596,7 +623,8 @@ spool_list(struct spool *sp, const char *customer, struct spool_entry **v_r, siz
     *n_r = 0;
     if ((cfd = open_customer(sp, customer, false, cdir, err)) < 0)
         return errno == ENOENT ? 0 : -1;
-    if (list_sub(cfd, cdir, "new", &ev, err) < 0 || list_sub(cfd, cdir, "cur", &ev, err) < 0)
+    if (list_sub(cfd, cdir, "new", &ev, err) < 0 || list_sub(cfd, cdir, "cur", &ev, err) < 0 ||
+        (with_hold && list_sub(cfd, cdir, SPOOL_HOLD_DIR, &ev, err) < 0))
         goto out;
     if (ev.n > 1)
         qsort(ev.v, ev.n, sizeof(*ev.v), entry_cmp);
@@ -611,16 +639,31 @@ out:
 }
 
 int
+spool_list(struct spool *sp, const char *customer, struct spool_entry **v_r, size_t *n_r,
+           struct errbuf *err)
+{
+    return list_customer(sp, customer, false, v_r, n_r, err);
+}
+
+int
+spool_list_all(struct spool *sp, const char *customer, struct spool_entry **v_r, size_t *n_r,
+               struct errbuf *err)
+{
+    return list_customer(sp, customer, true, v_r, n_r, err);
+}
+
+int
 spool_stats(struct spool *sp, const char *customer, struct spool_stats *st, struct errbuf *err)
 {
     struct spool_entry *v;
     size_t n, i;
 
     memset(st, 0, sizeof(*st));
-    if (spool_list(sp, customer, &v, &n, err) < 0)
+    if (spool_list_all(sp, customer, &v, &n, err) < 0)
         return -1;
     for (i = 0; i < n; i++) {
         st->messages++;
+        st->on_hold += v[i].on_hold;
         st->bytes += v[i].size;
         if (st->oldest == 0 || v[i].arrival < st->oldest)
             st->oldest = v[i].arrival;
@@ -710,16 +753,17 @@ spool_customers(struct spool *sp, char ***names_r, size_t *n_r, struct errbuf *e
 
 /* --- reading --- */
 
-/* open_msg_file - find id in new/ then cur/; *subfd_r is that directory. */
+/* open_msg_file - find id in new/ then cur/ (with_hold: then hold/);
+ * *subfd_r is that directory. */
 static int
-open_msg_file(int cfd, const char *cdir, const char *id, int flags, int *subfd_r,
-              const char **sub_r, struct errbuf *err)
+open_msg_file(int cfd, const char *cdir, const char *id, int flags, bool with_hold,
+              int *subfd_r, const char **sub_r, struct errbuf *err)
 {
-    static const char *const subs[] = { "new", "cur" };
+    static const char *const subs[] = { "new", "cur", SPOOL_HOLD_DIR };
     size_t i;
     int dfd, fd;
 
-    for (i = 0; i < ARRAY_LEN(subs); i++) {
+    for (i = 0; i < ARRAY_LEN(subs) - !with_hold; i++) {
         if ((dfd = open_dir(cfd, subs[i])) < 0) {
             if (errno == ENOENT)
                 continue;
@@ -736,7 +780,8 @@ open_msg_file(int cfd, const char *cdir, const char *id, int flags, int *subfd_r
         }
         close(dfd);
     }
-    errbuf_set(err, "%s: no such spool file %s in new/ or cur/", cdir, id);
+    errbuf_set(err, "%s: no such spool file %s in new/%s", cdir, id,
+               with_hold ? ", cur/ or hold/" : " or cur/");
     errno = ENOENT;
     return -1;
 }
@@ -818,17 +863,18 @@ out:
     return rc;
 }
 
-/* msg_load - open the file and parse its envelope into m. */
+/* msg_load - open the file and parse its envelope into m. peek: look in
+ * hold/ too, and leave a malformed file where it is. */
 static int
 msg_load(struct spool_msg *m, int cfd, const char *cdir, const char *customer, const char *id,
-         struct errbuf *err)
+         bool peek, struct errbuf *err)
 {
     const char *sub = NULL;
     struct errbuf why;
     struct stat st;
     int subfd = -1, rc = -1;
 
-    if ((m->fd = open_msg_file(cfd, cdir, id, O_RDONLY, &subfd, &sub, err)) < 0)
+    if ((m->fd = open_msg_file(cfd, cdir, id, O_RDONLY, peek, &subfd, &sub, err)) < 0)
         goto out;
     (void)str_printf(m->path, sizeof(m->path), "%s/%s/%s", cdir, sub, id);
     if (fstat(m->fd, &st) < 0) {
@@ -845,7 +891,9 @@ msg_load(struct spool_msg *m, int cfd, const char *cdir, const char *customer, c
                    m->env.customer);
         rc = SPOOL_MALFORMED;
     }
-    if (rc == SPOOL_MALFORMED)
+    if (rc == SPOOL_MALFORMED && peek)
+        errbuf_set(err, "malformed spool file %s: %s", m->path, why.msg);
+    else if (rc == SPOOL_MALFORMED)
         rc = move_bad(cfd, subfd, cdir, customer, sub, id, why.msg, err);
     else if (rc < 0)
         errbuf_set(err, "%s", why.msg);
@@ -860,9 +908,10 @@ out:
     return rc;
 }
 
-int
-spool_msg_open(struct spool *sp, const char *customer, const char *id, struct spool_msg **m_r,
-               struct errbuf *err)
+/* msg_open - spool_msg_open and spool_msg_peek */
+static int
+msg_open(struct spool *sp, const char *customer, const char *id, bool peek,
+         struct spool_msg **m_r, struct errbuf *err)
 {
     char cdir[SPOOL_PATH_MAX];
     struct spool_msg *m;
@@ -879,7 +928,7 @@ spool_msg_open(struct spool *sp, const char *customer, const char *id, struct sp
     envelope_init(&m->env);
     if ((cfd = open_customer(sp, customer, false, cdir, err)) < 0)
         goto out;
-    if ((rc = msg_load(m, cfd, cdir, customer, id, err)) == 0) {
+    if ((rc = msg_load(m, cfd, cdir, customer, id, peek, err)) == 0) {
         *m_r = m;
         m = NULL;
     }
@@ -888,6 +937,26 @@ out:
         close(cfd);
     spool_msg_close(m);
     return rc;
+}
+
+int
+spool_msg_open(struct spool *sp, const char *customer, const char *id, struct spool_msg **m_r,
+               struct errbuf *err)
+{
+    return msg_open(sp, customer, id, false, m_r, err);
+}
+
+int
+spool_msg_peek(struct spool *sp, const char *customer, const char *id, struct spool_msg **m_r,
+               struct errbuf *err)
+{
+    return msg_open(sp, customer, id, true, m_r, err);
+}
+
+const char *
+spool_msg_path(const struct spool_msg *m)
+{
+    return m->path;
 }
 
 const struct envelope *
@@ -925,6 +994,29 @@ spool_msg_rewind(struct spool_msg *m, struct errbuf *err)
     return 0;
 }
 
+int
+spool_msg_tail(struct spool_msg *m, char last[2], size_t *n_r, struct errbuf *err)
+{
+    size_t k = m->body_size < 2 ? (size_t)m->body_size : 2;
+    ssize_t n;
+
+    *n_r = 0;
+    if (k == 0)
+        return 0;
+    do
+        n = pread(m->fd, last, k, (off_t)(m->hdr_len + m->body_size - k));
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)k) {
+        if (n < 0)
+            errbuf_set_errno(err, "read %s", m->path);
+        else
+            errbuf_set(err, "read %s: file shorter than its body size", m->path);
+        return -1;
+    }
+    *n_r = k;
+    return 0;
+}
+
 void
 spool_msg_close(struct spool_msg *m)
 {
@@ -952,7 +1044,7 @@ remove_msg(struct spool *sp, const char *customer, const char *id, bool sync,
         return -1;
     if ((cfd = open_customer(sp, customer, false, cdir, err)) < 0)
         return -1;
-    if ((fd = open_msg_file(cfd, cdir, id, O_RDONLY, &subfd, &sub, err)) < 0)
+    if ((fd = open_msg_file(cfd, cdir, id, O_RDONLY, true, &subfd, &sub, err)) < 0)
         goto out;
     close(fd);
     if (unlinkat(subfd, id, 0) < 0) {
@@ -1116,4 +1208,147 @@ spool_unlock(int fd)
 {
     if (fd >= 0)
         close(fd);
+}
+
+/* --- held by the administrator: hold/, release, find --- */
+
+/* move_between - rename id from <cdir>/<from> to <cdir>/<to> (never over
+ * an existing file; <to> is created when missing), then fsync both
+ * directories. */
+static int
+move_between(int cfd, const char *cdir, int fromfd, const char *from, const char *to,
+             const char *id, struct errbuf *err)
+{
+    int tofd = open_dir_create(cfd, to), rc = -1;
+
+    if (tofd < 0) {
+        open_failed(err, cfd, to, "%s/%s", cdir, to);
+        return -1;
+    }
+    if (renameat2(fromfd, id, tofd, id, RENAME_NOREPLACE) < 0) {
+        errbuf_set_errno(err, "rename %s/%s/%s into %s/", cdir, from, id, to);
+        goto out;
+    }
+    if (sync_dir(tofd, cdir, to, err) < 0 || sync_dir(fromfd, cdir, from, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    close(tofd);
+    return rc;
+}
+
+/* file_in - true if <cfd>/<sub>/<id> is a regular file */
+static bool
+file_in(int cfd, const char *sub, const char *id)
+{
+    struct stat st;
+    bool found;
+    int dfd;
+
+    if ((dfd = open_dir(cfd, sub)) < 0)
+        return false;
+    found = fstatat(dfd, id, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+    close(dfd);
+    return found;
+}
+
+int
+spool_hold(struct spool *sp, const char *customer, const char *id, struct errbuf *err)
+{
+    char cdir[SPOOL_PATH_MAX];
+    const char *sub = NULL;
+    int cfd, subfd = -1, fd, rc = -1;
+
+    if (check_id(id, err) < 0)
+        return -1;
+    if ((cfd = open_customer(sp, customer, false, cdir, err)) < 0)
+        return -1;
+    if ((fd = open_msg_file(cfd, cdir, id, O_RDONLY, false, &subfd, &sub, err)) < 0) {
+        if (errno == ENOENT && file_in(cfd, SPOOL_HOLD_DIR, id)) {
+            errbuf_set(err, "%s: %s is already on hold", cdir, id);
+            errno = EALREADY;
+        }
+        goto out;
+    }
+    close(fd);
+    rc = move_between(cfd, cdir, subfd, sub, SPOOL_HOLD_DIR, id, err);
+out:
+    if (subfd >= 0)
+        close(subfd);
+    close(cfd);
+    return rc;
+}
+
+int
+spool_release(struct spool *sp, const char *customer, const char *id, struct errbuf *err)
+{
+    char cdir[SPOOL_PATH_MAX];
+    int cfd, holdfd = -1, rc = -1;
+
+    if (check_id(id, err) < 0)
+        return -1;
+    if ((cfd = open_customer(sp, customer, false, cdir, err)) < 0)
+        return -1;
+    if (!file_in(cfd, SPOOL_HOLD_DIR, id)) {
+        if (file_in(cfd, "new", id) || file_in(cfd, "cur", id)) {
+            errbuf_set(err, "%s: %s is not on hold", cdir, id);
+            errno = EALREADY;
+        } else {
+            errbuf_set(err, "%s: no such spool file %s in hold/", cdir, id);
+            errno = ENOENT;
+        }
+        goto out;
+    }
+    if ((holdfd = open_dir(cfd, SPOOL_HOLD_DIR)) < 0) {
+        open_failed(err, cfd, SPOOL_HOLD_DIR, "%s/%s", cdir, SPOOL_HOLD_DIR);
+        goto out;
+    }
+    /* a name with maildir flags came from cur/ */
+    rc = move_between(cfd, cdir, holdfd, SPOOL_HOLD_DIR, strstr(id, ":2,") ? "cur" : "new", id,
+                      err);
+out:
+    if (holdfd >= 0)
+        close(holdfd);
+    close(cfd);
+    return rc;
+}
+
+/* find_in - is id a message of customer (new/, cur/ or hold/)? */
+static int
+find_in(struct spool *sp, const char *customer, const char *id, struct errbuf *err)
+{
+    static const char *const subs[] = { "new", "cur", SPOOL_HOLD_DIR };
+    char cdir[SPOOL_PATH_MAX];
+    size_t i;
+    int cfd;
+    bool found = false;
+
+    if ((cfd = open_customer(sp, customer, false, cdir, err)) < 0)
+        return errno == ENOENT ? 0 : -1;
+    for (i = 0; i < ARRAY_LEN(subs) && !found; i++)
+        found = file_in(cfd, subs[i], id);
+    close(cfd);
+    return found;
+}
+
+int
+spool_find(struct spool *sp, const char *id, char *customer_r, size_t size, struct errbuf *err)
+{
+    char **names = NULL;
+    size_t n = 0, i;
+    int rc = 0;
+
+    if (check_id(id, err) < 0)
+        return -1;
+    if (spool_customers(sp, &names, &n, err) < 0)
+        return errno == ENOENT ? 0 : -1;
+    for (i = 0; i < n && rc == 0; i++) {
+        if ((rc = find_in(sp, names[i], id, err)) == 1 &&
+            str_copy(customer_r, size, names[i]) < 0) {
+            errbuf_set(err, "customer name too long");
+            rc = -1;
+        }
+    }
+    spool_names_free(names, n);
+    return rc;
 }

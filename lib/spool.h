@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * spool.h - the per-customer maildir spool: <root>/<customer>/{tmp,new,cur}
- * plus <root>/<customer>/bad (malformed files moved aside) and
- * <root>/<customer>/.lock (flush lock).
+ * plus <root>/<customer>/bad (malformed files moved aside),
+ * <root>/<customer>/hold (held by the administrator: counted, listed,
+ * never delivered) and <root>/<customer>/.lock (flush lock).
  *
  * Writing is durable: a file is created in tmp/ (O_CREAT|O_EXCL|O_NOFOLLOW,
  * mode 0600), written, fsync'ed, linked into new/, new/ is fsync'ed, then
@@ -28,6 +29,7 @@
 
 #define SPOOL_ID_MAX 128
 #define SPOOL_MALFORMED (-2)   /* return value: file was malformed and moved to bad/ */
+#define SPOOL_HOLD_DIR  "hold"  /* messages the administrator put on hold */
 
 struct spool;
 
@@ -58,6 +60,7 @@ struct spool_entry {
     uint64_t size;           /* bytes of the whole file */
     time_t arrival;          /* from the file name */
     bool in_cur;             /* found in cur/ (moved there by a mail tool) */
+    bool on_hold;            /* found in hold/ (spool_list_all only) */
 };
 
 /* spool_list - new/ and cur/, oldest first; a customer with no directory
@@ -65,10 +68,17 @@ struct spool_entry {
 int spool_list(struct spool *sp, const char *customer, struct spool_entry **v_r,
                size_t *n_r, struct errbuf *err);
 
+/* spool_list_all - spool_list plus the messages on hold (on_hold = true). */
+int spool_list_all(struct spool *sp, const char *customer, struct spool_entry **v_r,
+                   size_t *n_r, struct errbuf *err);
+
+/* spool_stats - every message, those on hold included (they count for
+ * the customer's limits); on_hold says how many of them are on hold. */
 struct spool_stats {
     uint64_t messages;
     uint64_t bytes;
     time_t oldest;           /* 0 if empty */
+    uint64_t on_hold;        /* of messages, in hold/ */
 };
 int spool_stats(struct spool *sp, const char *customer, struct spool_stats *st,
                 struct errbuf *err);
@@ -86,6 +96,12 @@ struct spool_msg;
  * was moved to bad/ and a warning logged. */
 int spool_msg_open(struct spool *sp, const char *customer, const char *id,
                    struct spool_msg **m_r, struct errbuf *err);
+/* spool_msg_peek - spool_msg_open for someone who only looks (autoturnctl
+ * queue, show): finds the message in hold/ too, and never moves a file:
+ * SPOOL_MALFORMED then says why in err and the file stays where it is. */
+int spool_msg_peek(struct spool *sp, const char *customer, const char *id,
+                   struct spool_msg **m_r, struct errbuf *err);
+const char *spool_msg_path(const struct spool_msg *m);   /* <root>/<customer>/<sub>/<id> */
 const struct envelope *spool_msg_envelope(const struct spool_msg *m);
 uint64_t spool_msg_body_size(const struct spool_msg *m);
 /* spool_msg_read - next body bytes; returns count, 0 at end, -1 on error. */
@@ -93,9 +109,12 @@ ssize_t spool_msg_read(struct spool_msg *m, void *buf, size_t len, struct errbuf
 /* spool_msg_rewind - back to the first body byte. */
 int spool_msg_rewind(struct spool_msg *m, struct errbuf *err);
 void spool_msg_close(struct spool_msg *m);   /* NULL is fine */
+/* spool_msg_tail - the last min(2, body size) body bytes into last, their
+ * count in *n_r; the read position does not move. 0 / -1. */
+int spool_msg_tail(struct spool_msg *m, char last[2], size_t *n_r, struct errbuf *err);
 
 /* --- changing --- */
-/* spool_delete - unlink (new/ or cur/) and fsync the directory. */
+/* spool_delete - unlink (new/, cur/ or hold/) and fsync the directory. */
 int spool_delete(struct spool *sp, const char *customer, const char *id, struct errbuf *err);
 
 /* spool_delete_delivered - unlink without syncing the directory, for a
@@ -119,5 +138,22 @@ int spool_rewrite_envelope(struct spool *sp, const char *customer, const char *i
  * and *fd_r when locked, 0 if held by someone else (wait = false), -1 error. */
 int spool_lock(struct spool *sp, const char *customer, bool wait, int *fd_r, struct errbuf *err);
 void spool_unlock(int fd);
+
+/* --- the administrator's hold (autoturnctl hold/release) --- */
+/* spool_hold - move a message from new/ or cur/ into hold/ (created when
+ * missing, owned like the customer directory), fsync both directories.
+ * The id stays the same. Already on hold: -1 with errno EALREADY. */
+int spool_hold(struct spool *sp, const char *customer, const char *id, struct errbuf *err);
+
+/* spool_release - move a message from hold/ back to new/ (to cur/ when
+ * its name carries maildir flags), fsync both. Not on hold: -1, errno
+ * EALREADY when it is in new/ or cur/, ENOENT when it is nowhere. */
+int spool_release(struct spool *sp, const char *customer, const char *id, struct errbuf *err);
+
+/* spool_find - which customer's spool holds message id (new/, cur/ or
+ * hold/)? 1 (name in customer_r), 0 nowhere, -1 error. Looks at every
+ * customer directory: for the administrator's commands, not for daemons. */
+int spool_find(struct spool *sp, const char *id, char *customer_r, size_t size,
+               struct errbuf *err);
 
 #endif

@@ -212,3 +212,26 @@ errbuf_set_errno(struct errbuf *e, const char *fmt, ...)
     (void)snprintf(e->msg + len, sizeof(e->msg) - len, ": %s", strerror(saved));
     errno = saved;
 }
+
+void
+fd_close_except(const int *keep, size_t n)
+{
+    unsigned v[16], lo = 3, t;
+    size_t i, j, k = 0;
+
+    for (i = 0; i < n && k < ARRAY_LEN(v); i++)
+        if (keep[i] >= 3)
+            v[k++] = (unsigned)keep[i];
+    for (i = 1; i < k; i++)             /* insertion sort: k is tiny */
+        for (j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    for (i = 0; i < k; i++) {
+        if (v[i] > lo)
+            (void)close_range(lo, v[i] - 1, 0);
+        lo = v[i] + 1;
+    }
+    (void)close_range(lo, ~0U, 0);
+}

@@ -52,6 +52,9 @@ int fd_write_all(int fd, const void *buf, size_t len);
 int fd_set_nonblock(int fd);
 int fd_set_cloexec(int fd);
 int fsync_dir(const char *dir);   /* open(dir, O_RDONLY|O_DIRECTORY) + fsync */
+/* fd_close_except - close every descriptor >= 3 but keep[0..n) (entries
+ * < 0 are ignored; at most 16 are kept): what a forked child does first. */
+void fd_close_except(const int *keep, size_t n);
 
 /* struct errbuf - a caller-owned error text, so that shared objects stay
  * thread-safe (the milter runs callbacks in threads). Functions that can

@@ -197,7 +197,8 @@ hold_add(struct hold *h, const char *customer, const char *addr, const char *par
 /* cust_open - fill the envelope and open the writer for one customer. */
 static int
 cust_open(struct hold_cust *c, struct spool *sp, const char *sender, const char *mail_params,
-          const char *queue_id, time_t now, struct errbuf *err)
+          const char *queue_id, const struct hold_client *client, time_t now,
+          struct errbuf *err)
 {
     struct errbuf e2;
 
@@ -205,6 +206,8 @@ cust_open(struct hold_cust *c, struct spool *sp, const char *sender, const char 
     c->env.arrival = now;
     if (str_copy(c->env.queue_id, sizeof(c->env.queue_id), queue_id) < 0)
         c->env.queue_id[0] = '\0';
+    if (client != NULL)
+        envelope_set_client(&c->env, client->addr, client->name, client->helo);
     if (envelope_set_sender(&c->env, sender, mail_params, &e2) < 0 ||
         spool_writer_open(sp, &c->env, &c->w, &e2) < 0) {
         errbuf_set(err, "customer=%s: %s", c->name, e2.msg);
@@ -215,7 +218,7 @@ cust_open(struct hold_cust *c, struct spool *sp, const char *sender, const char 
 
 int
 hold_open(struct hold *h, struct spool *sp, const char *sender, const char *mail_params,
-          const char *queue_id, struct errbuf *err)
+          const char *queue_id, const struct hold_client *client, struct errbuf *err)
 {
     time_t now = time(NULL);
     size_t i;
@@ -224,7 +227,7 @@ hold_open(struct hold *h, struct spool *sp, const char *sender, const char *mail
         return 0;
     h->open = true;
     for (i = 0; i < h->n; i++) {
-        if (cust_open(&h->v[i], sp, sender, mail_params, queue_id, now, err) < 0)
+        if (cust_open(&h->v[i], sp, sender, mail_params, queue_id, client, now, err) < 0)
             return -1;
     }
     return 0;

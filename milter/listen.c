@@ -24,6 +24,23 @@
 
 #define LISTEN_FD_SCAN 1024      /* descriptors searched for libmilter's listener */
 
+/* dual_stack - true if an IPv6 socket takes IPv4 too unless told
+ * otherwise (the kernel has IPv6, net.ipv6.bindv6only = 0): libmilter's
+ * inet6 listener on :: is then dual-stack (it never sets IPV6_V6ONLY). */
+static bool
+dual_stack(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), v6only = 1;
+    socklen_t len = sizeof(v6only);
+
+    if (fd < 0)
+        return false;
+    if (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len) < 0)
+        v6only = 1;
+    close(fd);
+    return v6only == 0;
+}
+
 int
 listen_conn_string(const struct sockspec *spec, char *buf, size_t size)
 {
@@ -32,11 +49,12 @@ listen_conn_string(const struct sockspec *spec, char *buf, size_t size)
     if (spec->kind == SOCKSPEC_UNIX)
         return str_printf(buf, size, "unix:%s", spec->path);
     if (spec->ipv6_literal)
-        return any || strcmp(spec->host, "::") == 0
+        return strcmp(spec->host, "::") == 0
             ? str_printf(buf, size, "inet6:%u", spec->port)
             : str_printf(buf, size, "inet6:%u@%s", spec->port, spec->host);
-    return any ? str_printf(buf, size, "inet:%u", spec->port)
-               : str_printf(buf, size, "inet:%u@%s", spec->port, spec->host);
+    if (any)    /* "*": IPv4 and IPv6 where the kernel allows one socket for both */
+        return str_printf(buf, size, "%s:%u", dual_stack() ? "inet6" : "inet", spec->port);
+    return str_printf(buf, size, "inet:%u@%s", spec->port, spec->host);
 }
 
 /* is_listener - fd is a listening TCP socket bound to port. */

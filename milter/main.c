@@ -6,10 +6,13 @@
  * spool), privilege drop, then libmilter's main loop.
  *
  * Signals are libmilter's: it blocks them in every thread and waits for
- * SIGHUP, SIGTERM and SIGINT in its own thread; each one stops the milter
- * after the current sessions. The customer table needs no reload (the
- * reader switches to a newly compiled table by itself); a changed
- * autoturn.conf needs a restart.
+ * SIGHUP, SIGTERM and SIGINT in its own thread; SIGTERM and SIGINT stop
+ * the milter after the current sessions. SIGHUP reloads instead
+ * (signals.c): the customer table is looked at at once (the reader also
+ * switches to a newly compiled table by itself), and of autoturn.conf the
+ * settings that need no new socket or identity are taken (log level,
+ * max_recipients); the others need a restart. systemd hears of readiness
+ * and reloads (sd_notify).
  */
 #include <errno.h>
 #include <libmilter/mfapi.h>
@@ -18,6 +21,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "milter.h"
 #include "util.h"
 
@@ -25,6 +29,8 @@
 
 struct milter_state milter;
 static struct config milter_cfg;
+static const char *milter_config_path;
+static struct metrics_http *metrics;
 
 /* check_config - what the milter needs beyond what config_load checks. */
 static void
@@ -49,9 +55,11 @@ setup_state(const struct config *cfg)
     struct errbuf err;
 
     milter.cfg = cfg;
+    milter.max_recipients = cfg->milter.max_recipients;
     if ((milter.db = custdb_new(cfg->customers_table)) == NULL ||
         (milter.spool = spool_new(cfg->spool_dir)) == NULL)
         log_fatalx("out of memory");
+    custdb_report_metrics(milter.db);
     custdb_set_check_interval(milter.db, cfg->customers_check_interval > UINT_MAX
                               ? UINT_MAX : (unsigned)cfg->customers_check_interval);
     if (custdb_refresh(milter.db, &err) < 0)
@@ -86,6 +94,29 @@ open_socket(const struct config *cfg, char *conn, size_t size)
         log_fatalx("%s: %s", conn, err.msg);
 }
 
+/* reload - on SIGHUP (signals.c), in libmilter's signal thread: the
+ * settings that need no new socket or identity, all or nothing, and the
+ * customer table now */
+static void
+reload(void)
+{
+    struct config *nc;
+    struct errbuf err;
+
+    daemon_reloading();
+    if ((nc = daemon_reload_config(milter_config_path)) != NULL) {
+        milter.max_recipients = nc->milter.max_recipients;
+        milter_cfg.log_level = nc->log_level;
+        config_apply_logging(&milter_cfg, MILTER_PROG);
+        log_info("%s: reloaded (listen, user, timeout, spool and table paths need a restart)",
+                 milter_config_path);
+    }
+    x_free(nc);
+    if (custdb_refresh(milter.db, &err) < 0)
+        log_warnx("customer table: %s", err.msg);
+    daemon_ready("filtering");
+}
+
 /* check_spool - after the drop: the spool must be ours to write. */
 static void
 check_spool(const struct config *cfg)
@@ -99,12 +130,16 @@ main(int argc, char **argv)
 {
     char conn[MILTER_CONN_MAX];
     struct daemon_opts o;
+    struct errbuf err;
     int rc;
 
     daemon_parse_args(argc, argv, MILTER_PROG,
                       "Milter that holds mail for customers who are not always online.", &o);
     daemon_start(&o, MILTER_PROG, &milter_cfg);
+    milter_config_path = o.config_path;
     check_config(&milter_cfg);
+    if (metrics_http_open(&milter_cfg.milter.metrics.listen, METRICS_MILTER, &metrics, &err) < 0)
+        log_fatalx("%s", err.msg);
     setup_state(&milter_cfg);
     open_socket(&milter_cfg, conn, sizeof(conn));
     daemon_detach(&o);
@@ -112,10 +147,16 @@ main(int argc, char **argv)
     if (geteuid() == 0 || getuid() == 0)
         log_fatalx("refusing to run as root");
     check_spool(&milter_cfg);
+    if (metrics_http_start(metrics, &err) < 0)
+        log_fatalx("%s", err.msg);
     log_info("starting: listening on %s, spool %s, table %s", conn, milter_cfg.spool_dir,
              milter_cfg.customers_table);
+    signals_on_reload(reload);
+    daemon_ready("filtering");    /* libmilter listens already (smfi_opensocket) */
     rc = smfi_main();
+    daemon_stopping();
     log_info("stopping");
+    metrics_http_stop(metrics);
     custdb_free(milter.db);
     spool_free(milter.spool);
     return rc == MI_SUCCESS ? 0 : 1;

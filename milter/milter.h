@@ -35,8 +35,13 @@ struct milter_state {
     struct custdb *db;
     struct spool *spool;
     char notify_path[SOCKSPEC_PATH_MAX];    /* flusher control socket; "" = off */
+    _Atomic uint64_t max_recipients;        /* milter.max_recipients; SIGHUP may change it */
 };
 extern struct milter_state milter;
+
+/* --- signals.c (autoturn-milter only): SIGHUP reloads, never stops --- */
+/* signals_on_reload - fn runs in libmilter's signal thread on each SIGHUP. */
+void signals_on_reload(void (*fn)(void));
 
 /* --- session.c: the libmilter callbacks --- */
 struct smfiDesc;
@@ -80,10 +85,18 @@ bool hold_has_customer(const struct hold *h, const char *customer);
 int hold_add(struct hold *h, const char *customer, const char *addr, const char *params,
              const char *raw, struct errbuf *err);
 
+/* Where the message came from, for the Received: line the flusher
+ * writes at delivery ("" = unknown; see envelope_set_client). */
+struct hold_client {
+    const char *addr;
+    const char *name;
+    const char *helo;
+};
+
 /* hold_open - open one spool writer per customer with its envelope
  * (idempotent). 0 / -1 (err names the customer). */
 int hold_open(struct hold *h, struct spool *sp, const char *sender, const char *mail_params,
-              const char *queue_id, struct errbuf *err);
+              const char *queue_id, const struct hold_client *client, struct errbuf *err);
 bool hold_is_open(const struct hold *h);
 
 /* hold_write - append message bytes to every writer. 0 / -1. */
@@ -123,7 +136,9 @@ void notice_warn(enum notice_slot slot, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* --- listen.c: our socket spec in libmilter's syntax --- */
-/* listen_conn_string - "unix:/p", "inet:PORT@HOST", "inet6:PORT@ADDR". */
+/* listen_conn_string - "unix:/p", "inet:PORT@HOST", "inet6:PORT@ADDR";
+ * "*" becomes "inet6:PORT", one socket for IPv6 and IPv4, or "inet:PORT"
+ * on a kernel without IPv6 or with net.ipv6.bindv6only = 1. */
 int listen_conn_string(const struct sockspec *spec, char *buf, size_t size);
 
 /* listen_setup - after smfi_opensocket: for unix, chmod to the spec's

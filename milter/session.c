@@ -29,6 +29,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "milter.h"
 #include "util.h"
 
@@ -36,6 +37,10 @@ struct session {
     bool leadspc;                            /* SMFIP_HDR_LEADSPC negotiated */
     bool noreply_conn;                       /* SMFIP_NR_CONN: connect sends no reply */
     bool noreply_mail;                       /* SMFIP_NR_MAIL: MAIL sends no reply */
+    bool noreply_helo;                       /* SMFIP_NR_HELO: HELO sends no reply */
+    char client_addr[ENVELOPE_CLIENT_ADDR_MAX + 1]; /* for the Received: line; "" unknown */
+    char client_name[ENVELOPE_HOST_MAX + 1];
+    char helo[ENVELOPE_HOST_MAX + 1];
     char queue_id[ENVELOPE_QUEUEID_MAX + 1]; /* MTA queue id, "" if unknown */
     char sender[ENVELOPE_ADDR_MAX + 1];
     char mail_params[ENVELOPE_PARAMS_MAX + 1];
@@ -127,28 +132,49 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
     if ((s = session_get(ctx)) == NULL)
         return SMFIS_REJECT;
     *pf0 = SMFIF_DELRCPT;
-    /* connect and MAIL never refuse anything: spare the MTA their round trips */
-    *pf1 = f1 & (SMFIP_HDR_LEADSPC | SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NR_CONN |
+    /* connect, HELO and MAIL never refuse anything: spare the MTA their
+     * round trips (HELO is seen only for the Received: line) */
+    *pf1 = f1 & (SMFIP_HDR_LEADSPC | SMFIP_NOUNKNOWN | SMFIP_NR_CONN | SMFIP_NR_HELO |
                  SMFIP_NR_MAIL);
     *pf2 = *pf3 = 0;
     s->leadspc = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
     s->noreply_conn = (*pf1 & SMFIP_NR_CONN) != 0;
     s->noreply_mail = (*pf1 & SMFIP_NR_MAIL) != 0;
+    s->noreply_helo = (*pf1 & SMFIP_NR_HELO) != 0;
     return SMFIS_CONTINUE;
 }
 
+/* cb_connect - the AutoTURN notice, and the client for the Received:
+ * line (an MTA gives "[addr]" or nothing for a client without a
+ * verified name: written as "unknown", as Postfix does). */
 static sfsistat
 cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
     struct session *s = session_get(ctx);
     struct ipaddr a;
 
-    (void)hostname;
     if (s == NULL)
         return SMFIS_TEMPFAIL;
-    if (hostaddr != NULL && ipaddr_from_sockaddr(hostaddr, &a) == 0)
+    s->client_addr[0] = s->helo[0] = '\0';
+    if (hostaddr != NULL && ipaddr_from_sockaddr(hostaddr, &a) == 0) {
+        (void)ipaddr_format(&a, s->client_addr, sizeof(s->client_addr));
         notice_connect(&a);
+    }
+    (void)str_copy(s->client_name, sizeof(s->client_name),
+                   hostname != NULL && hostname[0] != '\0' && hostname[0] != '[' ? hostname
+                                                                              : "unknown");
     return s->noreply_conn ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+static sfsistat
+cb_helo(SMFICTX *ctx, char *helo)
+{
+    struct session *s = session_get(ctx);
+
+    if (s == NULL)
+        return SMFIS_TEMPFAIL;
+    (void)str_copy(s->helo, sizeof(s->helo), helo != NULL ? helo : "");   /* cut: fine */
+    return s->noreply_helo ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
 static sfsistat
@@ -231,7 +257,7 @@ hold_rcpt(SMFICTX *ctx, struct session *s, const struct customer *c, char **argv
     sfsistat rc;
     int q;
 
-    if (s->hold != NULL && hold_count(s->hold) >= milter.cfg->milter.max_recipients)
+    if (s->hold != NULL && hold_count(s->hold) >= milter.max_recipients)
         return reply(ctx, "452", "4.5.3", "Too many held recipients in this message",
                      SMFIS_TEMPFAIL);
     if ((q = check_quota(c, s, &err)) < 0) {
@@ -302,6 +328,8 @@ cb_data(SMFICTX *ctx)
     if (s == NULL)
         return SMFIS_TEMPFAIL;
     note_queue_id(ctx, s);
+    if (s->hold == NULL)
+        metrics_inc(METRIC_MILTER_MESSAGES, METRICS_PASSED);
     return s->hold == NULL ? SMFIS_ACCEPT : SMFIS_CONTINUE;   /* nothing held: done */
 }
 
@@ -309,8 +337,10 @@ cb_data(SMFICTX *ctx)
 static sfsistat
 write_fail(SMFICTX *ctx, struct session *s, const struct errbuf *err)
 {
-    if (!s->failed)
+    if (!s->failed) {
         log_warnx("%s: cannot store held mail: %s", qid(s), err->msg);
+        metrics_inc(METRIC_MILTER_MESSAGES, METRICS_TEMPFAILED);
+    }
     s->failed = true;
     hold_free(s->hold);          /* unlinks the temp files now */
     s->hold = NULL;
@@ -325,7 +355,8 @@ ensure_open(SMFICTX *ctx, struct session *s, struct errbuf *err)
     if (hold_is_open(s->hold))
         return 0;
     note_queue_id(ctx, s);
-    return hold_open(s->hold, milter.spool, s->sender, s->mail_params, s->queue_id, err);
+    return hold_open(s->hold, milter.spool, s->sender, s->mail_params, s->queue_id,
+                     &(struct hold_client){s->client_addr, s->client_name, s->helo}, err);
 }
 
 /* write_value - a header value with every bare LF written as CRLF. */
@@ -416,17 +447,21 @@ log_held(const struct session *s)
 static sfsistat
 finish(SMFICTX *ctx, struct session *s)
 {
+    struct timespec t0;
     struct errbuf err;
 
+    metrics_clock(&t0);
     if (ensure_open(ctx, s, &err) < 0 || hold_commit(s->hold, milter.spool, &err) < 0)
         return write_fail(ctx, s, &err);
     if (hold_foreach_raw(s->hold, delrcpt_one, ctx) != 0) {
         hold_rollback(s->hold, milter.spool);
         log_warnx("%s: smfi_delrcpt failed; held copies withdrawn", qid(s));
+        metrics_inc(METRIC_MILTER_MESSAGES, METRICS_TEMPFAILED);
         return reply(ctx, "451", "4.3.0", "Temporary failure holding mail, try again later",
                      SMFIS_TEMPFAIL);
     }
     log_held(s);
+    metrics_observe(METRIC_MILTER_HOLD_DURATION, 0, metrics_elapsed(&t0));
     return s->naccepted == hold_count(s->hold) ? SMFIS_DISCARD : SMFIS_CONTINUE;
 }
 
@@ -434,16 +469,20 @@ static sfsistat
 cb_eom(SMFICTX *ctx)
 {
     struct session *s = session_get(ctx);
+    bool held;
     sfsistat rc;
 
     if (s == NULL)
         return SMFIS_TEMPFAIL;
     note_queue_id(ctx, s);
-    if (s->hold == NULL)
+    held = s->hold != NULL;
+    if (!held)
         rc = s->failed ? reply(ctx, "451", "4.3.0", "Temporary failure storing held mail, "
                                "try again later", SMFIS_TEMPFAIL) : SMFIS_CONTINUE;
     else
         rc = finish(ctx, s);
+    if (rc != SMFIS_TEMPFAIL)     /* a tempfail was counted where it was decided */
+        metrics_inc(METRIC_MILTER_MESSAGES, held ? METRICS_HELD : METRICS_PASSED);
     message_reset(s);
     return rc;
 }
@@ -476,6 +515,7 @@ static struct smfiDesc session_filter = {
     .xxfi_version = SMFI_VERSION,
     .xxfi_flags = SMFIF_DELRCPT,
     .xxfi_connect = cb_connect,
+    .xxfi_helo = cb_helo,
     .xxfi_envfrom = cb_envfrom,
     .xxfi_envrcpt = cb_envrcpt,
     .xxfi_header = cb_header,

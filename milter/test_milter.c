@@ -159,7 +159,9 @@ two_customers(struct fixture *f)
     assert_int_equal(hold_add(h, "acme", "c@virt.dom", "", "<c@virt.dom>", &err), 0);
     assert_int_equal(hold_count(h), 3);
     assert_int_equal(hold_ncustomers(h), 2);
-    assert_int_equal(hold_open(h, f->sp, "s@example.org", "BODY=8BITMIME", "4QID", &err), 0);
+    assert_int_equal(hold_open(h, f->sp, "s@example.org", "BODY=8BITMIME", "4QID",
+                               &(struct hold_client){"192.0.2.7", "mail.example.org",
+                                                     "helo (x)\x01"}, &err), 0);
     assert_int_equal(hold_write(h, msg, sizeof(msg) - 1, &err), 0);
     return h;
 }
@@ -182,6 +184,19 @@ test_hold_commit_all(void **state)
     assert_int_equal(count_files(f->root, "acme", "new"), 1);
     assert_int_equal(count_files(f->root, "beta", "new"), 1);
     assert_int_equal(count_files(f->root, "acme", "tmp"), 0);
+    /* the client is in the envelope, the HELO argument made safe */
+    {
+        struct spool_msg *m;
+        const struct envelope *e;
+
+        hold_info(h, 0, &info);
+        assert_int_equal(spool_msg_open(f->sp, "acme", info.id, &m, &err), 0);
+        e = spool_msg_envelope(m);
+        assert_string_equal(e->client_addr, "192.0.2.7");
+        assert_string_equal(e->client_name, "mail.example.org");
+        assert_string_equal(e->helo, "helo??x??");
+        spool_msg_close(m);
+    }
     hold_free(h);
 }
 

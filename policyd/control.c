@@ -6,9 +6,13 @@
  * Owns the control connections (at most CONTROL_CONN_MAX, each closed
  * after CONTROL_TIMEOUT seconds) and their reply buffers.
  *
- * SECURITY: the socket's mode decides who may connect (local admin tools).
- * Lines are bounded by ctl_linebuf (CTL_LINE_MAX) and decoded by ctl_parse;
- * addresses, durations, user and customer names are validated before use.
+ * SECURITY: the socket's mode decides who may connect, and then the
+ * kernel's word on the peer (SO_PEERCRED) decides who may talk: root, the
+ * users the autoturn daemons run as, and control_users; anyone else gets
+ * one "forbidden" line and is disconnected (logged). Grants made here are
+ * recorded with source "control:<user>". Lines are bounded by ctl_linebuf
+ * (CTL_LINE_MAX) and decoded by ctl_parse; addresses, durations, user and
+ * customer names are validated before use.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,6 +24,7 @@
 #include "control.h"
 #include "ctlproto.h"
 #include "log.h"
+#include "peer.h"
 #include "units.h"
 #include "util.h"
 
@@ -29,6 +34,7 @@ struct control_conn {
     struct ev ev;
     struct control_conn *prev, *next;
     int64_t since;
+    char user[PEER_NAME_MAX];          /* the peer, as the kernel says */
     struct ctl_linebuf lb;
     bool replied;
     char *out;
@@ -53,7 +59,7 @@ conn_close(struct policyd *pd, struct control_conn *c)
 }
 
 static int
-conn_add(struct policyd *pd, int fd)
+conn_add(struct policyd *pd, int fd, const char *user)
 {
     struct control_conn *c = x_calloc(1, sizeof(*c)), **pp;
     struct epoll_event ee;
@@ -62,6 +68,7 @@ conn_add(struct policyd *pd, int fd)
         return -1;
     c->ev.kind = EV_CONTROL;
     c->ev.fd = fd;
+    (void)str_copy(c->user, sizeof(c->user), user);     /* PEER_NAME_MAX: fits */
     c->since = pd->now;
     ctl_linebuf_init(&c->lb);
     ee.events = EPOLLIN;
@@ -77,9 +84,32 @@ conn_add(struct policyd *pd, int fd)
     return 0;
 }
 
+/* peer_allowed - may the peer of fd use the control socket? Its name in
+ * user; a refused peer gets one line (without blocking) and is logged. */
+static bool
+peer_allowed(struct policyd *pd, int fd, char *user, size_t size)
+{
+    uid_t uid;
+    pid_t pid;
+
+    if (peer_cred(fd, &uid, &pid) < 0) {
+        log_warn("control: SO_PEERCRED");
+        return false;
+    }
+    (void)peer_user_name(uid, user, size);
+    if (peer_users_has(&pd->control_users, uid))
+        return true;
+    log_warnx("control: connection from %s (pid %ld) refused: not root, an autoturn daemon's "
+              "user or in control_users", user, (long)pid);
+    ctl_refuse(fd, "forbidden", "not root, an autoturn daemon's user or in "
+               "policyd.control_users");
+    return false;
+}
+
 void
 control_accept(struct policyd *pd, int lfd)
 {
+    char user[PEER_NAME_MAX];
     int fd, i;
 
     for (i = 0; i < 16; i++) {
@@ -91,7 +121,9 @@ control_accept(struct policyd *pd, int lfd)
         if (pd->control_count >= CONTROL_CONN_MAX) {
             log_warnx("control: more than %d connections; closing a new one", CONTROL_CONN_MAX);
             close(fd);
-        } else if (conn_add(pd, fd) < 0) {
+        } else if (!peer_allowed(pd, fd, user, sizeof(user))) {
+            close(fd);
+        } else if (conn_add(pd, fd, user) < 0) {
             log_warn("control: cannot register a connection");
             close(fd);
         }
@@ -201,7 +233,7 @@ static int
 do_grant(struct policyd *pd, struct control_conn *c, const struct ctl_msg *req)
 {
     const char *user = ctl_msg_get(req, "user"), *cust = ctl_msg_get(req, "customer");
-    char ip[IPADDR_TEXT_MAX];
+    char ip[IPADDR_TEXT_MAX], source[GRANT_SOURCE_MAX];
     struct ipaddr a;
     struct errbuf err;
     struct ctl_msg m;
@@ -212,12 +244,13 @@ do_grant(struct policyd *pd, struct control_conn *c, const struct ctl_msg *req)
         return 0;
     expires = pd->now + (int64_t)ttl;
     ipaddr_format(&a, ip, sizeof(ip));
-    if (grants_set(pd->grants, &a, user, cust, expires, pd->now, &err) < 0) {
+    (void)str_printf(source, sizeof(source), "%s%s", GRANT_SOURCE_CONTROL, c->user);  /* fits */
+    if (grants_set(pd->grants, &a, user, cust, source, expires, pd->now, &err) < 0) {
         log_warnx("control: GRANT ip=%s: %s", ip, err.msg);
         return reply_err(c, "internal", err.msg);
     }
-    log_info("grant: ip=%s, user=%s, customer=%s, source=control, ttl=%" PRIu64 "s", ip,
-             user && user[0] ? user : "(none)", cust && cust[0] ? cust : "(none)", ttl);
+    log_info("grant: ip=%s, user=%s, customer=%s, source=%s, ttl=%" PRIu64 "s", ip,
+             user && user[0] ? user : "(none)", cust && cust[0] ? cust : "(none)", source, ttl);
     ctl_reply_ok(&m);
     if (ctl_msg_add(&m, "ip", ip) < 0 || ctl_msg_addf(&m, "expires", "%" PRId64, expires) < 0)
         return -1;
@@ -241,7 +274,7 @@ do_revoke(struct policyd *pd, struct control_conn *c, const struct ctl_msg *req)
         return reply_err(c, "internal", err.msg);
     }
     if (rc == 1)
-        log_info("revoke: ip=%s, source=control", ip);
+        log_info("revoke: ip=%s, source=%s%s", ip, GRANT_SOURCE_CONTROL, c->user);
     ctl_reply_ok(&m);
     if (ctl_msg_addf(&m, "removed", "%d", rc) < 0)
         return -1;
@@ -258,6 +291,7 @@ list_one(void *ctx, const struct grant_info *gi)
     if (ctl_msg_init(&m, "GRANT") < 0 ||
         ctl_msg_add(&m, "ip", ipaddr_format(&gi->addr, ip, sizeof(ip))) < 0 ||
         ctl_msg_add(&m, "user", gi->user) < 0 || ctl_msg_add(&m, "customer", gi->customer) < 0 ||
+        ctl_msg_add(&m, "source", gi->source) < 0 ||
         ctl_msg_addf(&m, "expires", "%" PRId64, gi->expires) < 0)
         return -1;
     return out_append(c, &m);
@@ -297,6 +331,7 @@ do_check(struct policyd *pd, struct control_conn *c, const struct ctl_msg *req)
     }
     ctl_reply_ok(&m);
     if (ctl_msg_add(&m, "user", gi.user) < 0 || ctl_msg_add(&m, "customer", gi.customer) < 0 ||
+        ctl_msg_add(&m, "source", gi.source) < 0 ||
         ctl_msg_addf(&m, "expires", "%" PRId64, gi.expires) < 0)
         return -1;
     return out_append(c, &m);

@@ -10,7 +10,9 @@
  * (a collision can cause one extra notice, never a lost one).
  *
  * SECURITY: every attribute comes from the network through policy.c
- * (bounded, no control characters). client_address is parsed strictly;
+ * (bounded, no control characters). sasl_username is believed only from
+ * a trusted peer (main.c decides, see autoturn-policyd(8) SECURITY):
+ * from anyone else it creates no grant and ties nothing to a customer. client_address is parsed strictly;
  * only names found in the customer table are echoed in replies. A table
  * lookup error is never "not found": relay gets DUNNO, ETRN a 4xx.
  */
@@ -32,6 +34,7 @@ struct decide_notify {
 /* what one request is about, looked up once */
 struct ctx {
     const struct policy_request *req;
+    bool trusted;                      /* sasl_username counts (a trusted peer) */
     int64_t now;
     bool have_addr;
     struct ipaddr addr;
@@ -139,14 +142,15 @@ record_login(struct decide *d, struct ctx *x)
     struct errbuf err;
     int had;
 
-    had = grants_get(d->grants, &x->addr, x->now, &gi) == 1 && strcmp(gi.user, user) == 0;
+    had = grants_get(d->grants, &x->addr, x->now, &gi) == 1 && strcmp(gi.user, user) == 0 &&
+          peer_grant_source_trusted(gi.source);
     if (had && x->now + (int64_t)d->cfg->policyd.grant_ttl <= gi.expires)
         return;
     if (had)
         str_copy(cust, sizeof(cust), gi.customer);
     else if (login_customer(d, user, cust, sizeof(cust)) < 0)
         cust[0] = '\0';
-    if (grants_set(d->grants, &x->addr, user, cust,
+    if (grants_set(d->grants, &x->addr, user, cust, GRANT_SOURCE_SMTP_AUTH,
                    x->now + (int64_t)d->cfg->policyd.grant_ttl, x->now, &err) < 0)
         log_warnx("grant ip=%s user=%s: %s", ctx_ip(x), user, err.msg);
     if (!had)
@@ -155,19 +159,21 @@ record_login(struct decide *d, struct ctx *x)
 }
 
 static void
-ctx_init(struct decide *d, struct ctx *x, const struct policy_request *req, int64_t now)
+ctx_init(struct decide *d, struct ctx *x, const struct policy_request *req, bool trusted,
+         int64_t now)
 {
     struct grant_info gi;
     const char *e;
 
     memset(x, 0, sizeof(*x));
     x->req = req;
+    x->trusted = trusted;
     x->now = now;
     x->addr_rc = ADDR_NOT_LOOKED_UP;
     x->have_addr = ipaddr_parse(req->client_address, &x->addr, &e) == 0;
     if (!x->have_addr)
         return;
-    if (req->sasl_username[0] != '\0')
+    if (trusted && req->sasl_username[0] != '\0')
         record_login(d, x);
     if (grants_get(d->grants, &x->addr, now, &gi) == 1) {
         x->granted = true;
@@ -281,23 +287,28 @@ relay_decide(struct decide *d, struct ctx *x)
 
 /* --- ETRN --- */
 
+/* etrn_customer - the customer an ETRN argument names: a held domain, or
+ * a customer name (ETRN #name: Postfix strips the '#'); *by_name_r says
+ * which. 1, 0, -1 as the lookups. */
 static int
-etrn_customer(struct decide *d, const char *dom, struct customer **c_r)
+etrn_customer(struct decide *d, const char *dom, struct customer **c_r, bool *by_name_r)
 {
     struct errbuf err;
     const char *e;
     int rc;
 
+    *by_name_r = false;
     rc = custdb_lookup_domain(d->db, dom, c_r, NULL, &err);
-    if (rc == 0 && customer_name_valid(dom, &e))
-        rc = custdb_lookup_name(d->db, dom, c_r, &err);
+    if (rc == 0 && customer_name_valid(dom, &e) &&
+        (rc = custdb_lookup_name(d->db, dom, c_r, &err)) == 1)
+        *by_name_r = true;
     if (rc < 0)
         log_warnx("ETRN %s: customer lookup failed: %s", dom, err.msg);
     return rc;
 }
 
-/* etrn_authorised - registered address, SASL login of that customer, or
- * a grant tied to it */
+/* etrn_authorised - registered address, SASL login of that customer
+ * (from a trusted peer), or a grant tied to it */
 
 static int
 etrn_authorised(struct decide *d, struct ctx *x, const struct customer *c)
@@ -311,7 +322,7 @@ etrn_authorised(struct decide *d, struct ctx *x, const struct customer *c)
         return 1;
     if (x->granted && strcmp(x->grant_customer, c->name) == 0)
         return 1;
-    if (x->req->sasl_username[0] != '\0') {
+    if (x->trusted && x->req->sasl_username[0] != '\0') {
         rc = login_customer(d, x->req->sasl_username, cust, sizeof(cust));
         if (rc != 0)
             return rc < 0 ? -1 : strcmp(cust, c->name) == 0;
@@ -319,22 +330,40 @@ etrn_authorised(struct decide *d, struct ctx *x, const struct customer *c)
     return addr_rc < 0 ? -1 : 0;
 }
 
+/* etrn_refused - log a refusal; the reply. A stranger asking by customer
+ * name receives DUNNO, exactly as a name that exists nowhere does (Postfix
+ * then answers 459), so that ETRN #name cannot probe for customers. */
+static void
+etrn_refused(struct ctx *x, const struct customer *c, bool by_name, const char *why,
+             const char *reply_fmt, char *action, size_t size)
+{
+    const char *dom = x->req->etrn_domain;
+
+    log_info("%s: ETRN %s from %s refused: %s%s", c->name, dom,
+             x->have_addr ? ctx_ip(x) : "(unknown)", why,
+             by_name ? " (answered as for an unknown name)" : "");
+    if (by_name)
+        str_copy(action, size, "DUNNO");
+    else
+        str_printf(action, size, reply_fmt, dom);
+}
+
 static void
 etrn_decide(struct decide *d, struct ctx *x, char *action, size_t size)
 {
     const char *dom = x->req->etrn_domain;
     struct customer *c = NULL;
+    bool by_name;
     int rc;
 
     str_copy(action, size, "DUNNO");
-    if (dom[0] == '\0' || (rc = etrn_customer(d, dom, &c)) == 0)
+    if (dom[0] == '\0' || (rc = etrn_customer(d, dom, &c, &by_name)) == 0)
         return;
     if (rc < 0 || (rc = etrn_authorised(d, x, c)) < 0) {
         str_copy(action, size, DECIDE_TEMPFAIL);
     } else if (!(c->triggers & TRIGGER_ETRN)) {
-        log_info("%s: ETRN %s from %s refused: trigger etrn not enabled", c->name, dom,
-                 x->have_addr ? ctx_ip(x) : "(unknown)");
-        str_printf(action, size, DECIDE_ETRN_DISABLED, dom);
+        etrn_refused(x, c, by_name && rc == 0, "trigger etrn not enabled", DECIDE_ETRN_DISABLED,
+                     action, size);
     } else if (rc == 1) {
         if (decide_flush(d, c->name, ctx_ip(x), "etrn") < 0)
             str_copy(action, size, DECIDE_TEMPFAIL);
@@ -342,9 +371,7 @@ etrn_decide(struct decide *d, struct ctx *x, char *action, size_t size)
         if (decide_flush(d, c->name, NULL, "etrn") < 0)
             str_copy(action, size, DECIDE_TEMPFAIL);
     } else {
-        log_info("%s: ETRN %s from %s refused: not authorised", c->name, dom,
-                 x->have_addr ? ctx_ip(x) : "(unknown)");
-        str_printf(action, size, DECIDE_ETRN_DENIED, dom);
+        etrn_refused(x, c, by_name, "not authorised", DECIDE_ETRN_DENIED, action, size);
     }
     customer_free(c);
 }
@@ -352,12 +379,12 @@ etrn_decide(struct decide *d, struct ctx *x, char *action, size_t size)
 /* decide_request - see decide.h */
 
 void
-decide_request(struct decide *d, const struct policy_request *req, int64_t now,
+decide_request(struct decide *d, const struct policy_request *req, bool trusted, int64_t now,
                char *action, size_t size)
 {
     struct ctx x;
 
-    ctx_init(d, &x, req, now);
+    ctx_init(d, &x, req, trusted, now);
     if (str_ieq(req->protocol_state, "ETRN")) {
         etrn_decide(d, &x, action, size);
     } else {

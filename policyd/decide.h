@@ -37,10 +37,12 @@ int decide_init(struct decide *d, const struct config *cfg, struct custdb *db,
 void decide_free(struct decide *d);
 
 /* decide_request - the action for req into action (e.g. "OK", "DUNNO",
- * "450 4.7.1 ..."). Never fails: a table or journal error gives the safe
+ * "450 4.7.1 ..."). trusted: the request came from a peer the kernel or
+ * the admin vouches for; only then does sasl_username create a grant or
+ * authorise ETRN. Never fails: a table or journal error gives the safe
  * answer (DUNNO for relay, DECIDE_TEMPFAIL for ETRN) and is logged. */
-void decide_request(struct decide *d, const struct policy_request *req, int64_t now,
-                    char *action, size_t size);
+void decide_request(struct decide *d, const struct policy_request *req, bool trusted,
+                    int64_t now, char *action, size_t size);
 
 /* decide_flush - send "FLUSH customer= [to=] reason= source=policyd" to
  * the flusher without waiting; 0 sent, -1 not sent (logged). */

@@ -5,8 +5,8 @@
  * grants go away from the event loop, without cron) and the two files
  * that make grants survive a restart:
  *
- *   GRANT_FILE          snapshot: one "GRANT ip= user= customer= expires="
- *                       line (control-protocol encoding) per live grant,
+ *   GRANT_FILE          snapshot: one "GRANT ip= user= customer= source=
+ *                       expires=" line (control-protocol encoding) per live grant,
  *                       written to GRANT_FILE.tmp, fsync'ed, renamed over,
  *                       directory fsync'ed;
  *   GRANT_FILE.journal  append-only "GRANT ..." / "REVOKE ip=..." lines
@@ -21,7 +21,9 @@
  *
  * SECURITY: the files are written by this daemon only (mode 0600), but
  * they are parsed strictly (ctl_parse, ipaddr_parse, bounded lines): a bad
- * line is logged and skipped, a torn last journal line is ignored.
+ * line is logged and skipped, a torn last journal line is ignored. A line
+ * without source= (written before sources were recorded) loads with
+ * source "unknown": it relays, but ties no address to a customer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,8 +49,8 @@ struct grant {
     uint32_t heap_idx;
     uint32_t hash;
     struct ipaddr addr;
-    uint8_t userlen;
-    char strs[];                   /* user NUL customer NUL */
+    uint8_t userlen, custlen;
+    char strs[];                   /* user NUL customer NUL source NUL */
 };
 
 struct grants {
@@ -85,6 +87,12 @@ static const char *
 grant_customer(const struct grant *gr)
 {
     return gr->strs + gr->userlen + 1;
+}
+
+static const char *
+grant_source(const struct grant *gr)
+{
+    return gr->strs + gr->userlen + 1 + gr->custlen + 1;
 }
 
 /* --- heap on expiry --- */
@@ -249,6 +257,7 @@ format_grant(const struct grant *gr, char *buf, size_t size)
         ctl_msg_add(&m, "ip", ipaddr_format(&gr->addr, ip, sizeof(ip))) < 0 ||
         ctl_msg_add(&m, "user", gr->strs) < 0 ||
         ctl_msg_add(&m, "customer", grant_customer(gr)) < 0 ||
+        ctl_msg_add(&m, "source", grant_source(gr)) < 0 ||
         ctl_msg_addf(&m, "expires", "%" PRId64, gr->expires) < 0)
         return -1;
     return ctl_format(&m, buf, size);
@@ -292,19 +301,21 @@ journal_grant(struct grants *g, struct grant *gr, struct errbuf *err)
 /* --- operations --- */
 
 static struct grant *
-grant_alloc(const struct ipaddr *a, const char *user, const char *customer)
+grant_alloc(const struct ipaddr *a, const char *user, const char *customer, const char *source)
 {
-    size_t ul = strlen(user), cl = strlen(customer);
+    size_t ul = strlen(user), cl = strlen(customer), sl = strlen(source);
     struct grant *gr;
 
-    if (ul > GRANT_USER_MAX || cl > CUSTOMER_NAME_MAX)
+    if (ul > GRANT_USER_MAX || cl > CUSTOMER_NAME_MAX || sl >= GRANT_SOURCE_MAX)
         return NULL;
-    if ((gr = x_calloc(1, sizeof(*gr) + ul + cl + 2)) == NULL)
+    if ((gr = x_calloc(1, sizeof(*gr) + ul + cl + sl + 3)) == NULL)
         return NULL;
     gr->addr = *a;
     gr->userlen = (uint8_t)ul;
+    gr->custlen = (uint8_t)cl;
     memcpy(gr->strs, user, ul + 1);
     memcpy(gr->strs + ul + 1, customer, cl + 1);
+    memcpy(gr->strs + ul + 1 + cl + 1, source, sl + 1);
     return gr;
 }
 
@@ -312,12 +323,13 @@ grant_alloc(const struct ipaddr *a, const char *user, const char *customer)
 
 static struct grant *
 replace(struct grants *g, struct grant **pp, const struct ipaddr *a, uint32_t h,
-        const char *user, const char *customer, struct errbuf *err)
+        const char *user, const char *customer, const char *source, struct errbuf *err)
 {
     struct grant *gr;
 
-    if ((gr = grant_alloc(a, user, customer)) == NULL) {
-        errbuf_set(err, "cannot record a grant: user or customer too long, or out of memory");
+    if ((gr = grant_alloc(a, user, customer, source)) == NULL) {
+        errbuf_set(err, "cannot record a grant: user, customer or source too long, or out of "
+                   "memory");
         return NULL;
     }
     gr->hash = h;
@@ -350,8 +362,8 @@ set_expiry(struct grants *g, struct grant *gr, int64_t expires)
 }
 
 int
-grants_set(struct grants *g, const struct ipaddr *a, const char *user,
-           const char *customer, int64_t expires, int64_t now, struct errbuf *err)
+grants_set(struct grants *g, const struct ipaddr *a, const char *user, const char *customer,
+           const char *source, int64_t expires, int64_t now, struct errbuf *err)
 {
     uint32_t h = addr_hash(g, a);
     struct grant **pp, *gr;
@@ -377,8 +389,8 @@ grants_set(struct grants *g, const struct ipaddr *a, const char *user,
     }
     gr = *pp;
     changed = gr == NULL || strcmp(gr->strs, user) != 0 ||
-              strcmp(grant_customer(gr), customer) != 0;
-    if (changed && (gr = replace(g, pp, a, h, user, customer, err)) == NULL)
+              strcmp(grant_customer(gr), customer) != 0 || strcmp(grant_source(gr), source) != 0;
+    if (changed && (gr = replace(g, pp, a, h, user, customer, source, err)) == NULL)
         return -1;
     set_expiry(g, gr, expires);
     if (changed || expires < gr->disk_expires ||
@@ -393,6 +405,7 @@ fill_info(const struct grant *gr, struct grant_info *info)
     info->addr = gr->addr;
     info->user = gr->strs;
     info->customer = grant_customer(gr);
+    info->source = grant_source(gr);
     info->expires = gr->expires;
 }
 
@@ -573,7 +586,7 @@ out:
 static int
 apply_grant_line(struct grants *g, const struct ctl_msg *m, int64_t now, struct errbuf *err)
 {
-    const char *ip = ctl_msg_get(m, "ip"), *exp = ctl_msg_get(m, "expires"), *e;
+    const char *ip = ctl_msg_get(m, "ip"), *exp = ctl_msg_get(m, "expires"), *e, *source;
     struct ipaddr a;
     uint64_t expires;
 
@@ -595,7 +608,9 @@ apply_grant_line(struct grants *g, const struct ctl_msg *m, int64_t now, struct 
         grants_revoke(g, &a, NULL);
         return 0;
     }
+    source = ctl_msg_get(m, "source");
     return grants_set(g, &a, ctl_msg_get(m, "user"), ctl_msg_get(m, "customer"),
+                      source != NULL && source[0] != '\0' ? source : GRANT_SOURCE_UNKNOWN,
                       (int64_t)expires, now, err);
 }
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * grants.h - roaming relay grants: client address -> {user, customer,
- * expiry}, kept in memory (a hash table plus an expiry heap) and persisted
+ * source, expiry}, kept in memory (a hash table plus an expiry heap) and persisted
  * in the configured grant_file (a snapshot) and grant_file.journal (an
  * append-only log of creations and revocations since the snapshot).
  */
@@ -13,6 +13,7 @@
 
 #include "addr.h"
 #include "customer.h"
+#include "peer.h"
 #include "util.h"
 
 #define GRANT_USER_MAX       255          /* bytes, without NUL */
@@ -26,6 +27,7 @@ struct grant_info {
     struct ipaddr addr;
     const char *user;                     /* "" when none */
     const char *customer;                 /* "" when none */
+    const char *source;                   /* GRANT_SOURCE_* (peer.h) */
     int64_t expires;                      /* unix time */
 };
 
@@ -40,13 +42,15 @@ void grants_free(struct grants *g);
 int grants_load(struct grants *g, int64_t now, struct errbuf *err);
 
 /* grants_set - create or renew the grant of a (user/customer may be NULL
- * or ""). A new grant, or one whose user or customer changed, is
+ * or ""; source is one of GRANT_SOURCE_*, at most GRANT_SOURCE_MAX - 1
+ * bytes). A new grant, or one whose user, customer or source changed, is
  * journaled; a renewal is journaled only when it extends the expiry last
  * written to disk by at least half the default ttl. 0, or -1 (err: out of
  * memory, too many grants; the in-memory grant is still valid when only
  * the journal write failed, which is logged by the caller). */
 int grants_set(struct grants *g, const struct ipaddr *a, const char *user,
-               const char *customer, int64_t expires, int64_t now, struct errbuf *err);
+               const char *customer, const char *source, int64_t expires, int64_t now,
+               struct errbuf *err);
 
 /* grants_get - 1 and *info_r (strings valid until the next change) for a
  * live grant, 0 when none (an expired one is removed on the way). */

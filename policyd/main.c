@@ -11,11 +11,19 @@
  * internal trouble closes the connection without a half reply. Pending
  * output is bounded (POLICY_OUT_MAX), connections are capped
  * (max_connections), and one slow client never blocks another (all
- * sockets are non-blocking; one read per wake-up).
+ * sockets are non-blocking; one read per wake-up). Reaching a socket
+ * proves nothing: a connection is trusted (its sasl_username may create
+ * a grant or tie ETRN/AutoTURN to a customer) only if the kernel says its
+ * peer is root or one of trusted_users (SO_PEERCRED on a unix: listener),
+ * or if it came in on an inet: listener the admin listed in
+ * trusted_listen. From any other peer sasl_username is ignored (logged
+ * once per connection); such a peer still gets the decisions that need
+ * no trust.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -25,6 +33,8 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics_http.h"
+#include "peer.h"
 #include "policy.h"
 #include "policyd.h"
 #include "util.h"
@@ -36,12 +46,27 @@
 #define POLICY_OUT_MAX   65536   /* reply bytes a client may leave unread */
 #define ACCEPT_BURST     64
 
+enum trust {
+    TRUST_NONE,                  /* an inet: listener in listen: nobody vouches */
+    TRUST_LISTED,                /* an inet: listener in trusted_listen */
+    TRUST_PEERCRED,              /* a unix: listener: the peer's uid decides */
+};
+
+struct listener {
+    struct ev ev;
+    enum trust trust;
+};
+
+#define PEER_TEXT_MAX (PEER_NAME_MAX + 48)
+
 struct pconn {
     struct ev ev;
     struct pconn *prev, *next;   /* by last activity, oldest first */
     int64_t last;
     char *out;
     size_t outlen, outoff;
+    bool trusted;                /* its sasl_username counts (see SECURITY) */
+    bool warned;                 /* the "sasl_username ignored" line is out */
     struct policy_parser parser;
 };
 
@@ -52,9 +77,10 @@ static struct {
     int64_t last_full_log;
 } conns = {NULL, NULL, 0, -1, 0};
 
-static struct ev listeners[CONFIG_LISTEN_MAX];
+static struct listener listeners[CONFIG_LISTEN_MAX];
 static struct ev control_listener;
 static struct ev signal_ev;
+static struct metrics_http *metrics;
 
 /* --- connection list --- */
 
@@ -130,8 +156,24 @@ refuse(struct policyd *pd, int fd)
     }
 }
 
+/* peer_trusted - does the kernel (or the admin, for a trusted_listen
+ * socket) vouch for the peer of fd, accepted on l? */
+static bool
+peer_trusted(struct policyd *pd, const struct listener *l, int fd)
+{
+    uid_t uid;
+
+    if (l->trust != TRUST_PEERCRED)
+        return l->trust == TRUST_LISTED;
+    if (peer_cred(fd, &uid, NULL) < 0) {
+        log_warn("SO_PEERCRED on a policy connection");
+        return false;
+    }
+    return peer_users_has(&pd->trusted_users, uid);
+}
+
 static void
-pconn_add(struct policyd *pd, int fd)
+pconn_add(struct policyd *pd, int fd, bool trusted)
 {
     struct pconn *c = x_calloc(1, sizeof(*c));
     struct epoll_event ee;
@@ -143,6 +185,7 @@ pconn_add(struct policyd *pd, int fd)
     }
     c->ev.kind = EV_POLICY;
     c->ev.fd = fd;
+    c->trusted = trusted;
     policy_parser_init(&c->parser, pd->cfg.policyd.max_line, pd->cfg.policyd.max_attributes);
     ee.events = EPOLLIN;
     ee.data.ptr = c;
@@ -158,9 +201,9 @@ pconn_add(struct policyd *pd, int fd)
 }
 
 static void
-policy_accept(struct policyd *pd, int lfd)
+policy_accept(struct policyd *pd, const struct listener *l)
 {
-    int fd, i;
+    int fd, i, lfd = l->ev.fd;
 
     for (i = 0; i < ACCEPT_BURST; i++) {
         if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
@@ -175,7 +218,7 @@ policy_accept(struct policyd *pd, int lfd)
         if (conns.count >= pd->cfg.policyd.max_connections)
             refuse(pd, fd);
         else
-            pconn_add(pd, fd);
+            pconn_add(pd, fd, peer_trusted(pd, l, fd));
     }
 }
 
@@ -244,14 +287,64 @@ queue_reply(struct policyd *pd, struct pconn *c, const char *reply, size_t len)
     return 0;
 }
 
+/* peer_text - who is at the other end of c, for a log line */
+static const char *
+peer_text(const struct pconn *c, char *buf, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char name[PEER_NAME_MAX], ip[IPADDR_TEXT_MAX];
+    struct ipaddr a;
+    uid_t uid;
+    pid_t pid;
+
+    if (getpeername(c->ev.fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family != AF_UNIX &&
+        ipaddr_from_sockaddr((struct sockaddr *)&ss, &a) == 0)
+        (void)str_printf(buf, size, "peer=[%s]", ipaddr_format(&a, ip, sizeof(ip)));
+    else if (peer_cred(c->ev.fd, &uid, &pid) == 0)
+        (void)str_printf(buf, size, "peer=%s (pid %ld)", peer_user_name(uid, name, sizeof(name)),
+                         (long)pid);
+    else
+        (void)str_copy(buf, size, "peer=unknown");
+    return buf;
+}
+
+/* count_decision - the request's metrics: its decision, by the action's
+ * kind, and the time since t0 */
+static void
+count_decision(const char *action, const struct timespec *t0)
+{
+    enum metrics_decision d = METRICS_REJECT;
+
+    if (!metrics_on())
+        return;
+    if (str_ieq(action, "OK"))
+        d = METRICS_OK;
+    else if (str_ieq(action, "DUNNO"))
+        d = METRICS_DUNNO;
+    else if (action[0] == '4' || strncasecmp(action, "DEFER", 5) == 0)
+        d = METRICS_DEFER;
+    metrics_inc(METRIC_POLICYD_REQUESTS, d);
+    metrics_observe(METRIC_POLICYD_REQUEST_DURATION, 0, metrics_elapsed(t0));
+}
+
 static int
 answer(struct policyd *pd, struct pconn *c)
 {
-    char action[POLICY_REPLY_MAX - 16], reply[POLICY_REPLY_MAX];
+    char action[POLICY_REPLY_MAX - 16], reply[POLICY_REPLY_MAX], peer[PEER_TEXT_MAX];
+    struct timespec t0;
     ssize_t n;
     int len;
 
-    decide_request(&pd->decide, &c->parser.req, pd->now, action, sizeof(action));
+    metrics_clock(&t0);
+    if (!c->trusted && c->parser.req.sasl_username[0] != '\0' && !c->warned) {
+        log_warnx("sasl_username=%s ignored from an untrusted peer (%s): no grant, no "
+                  "customer tie; trust comes from trusted_users or trusted_listen",
+                  c->parser.req.sasl_username, peer_text(c, peer, sizeof(peer)));
+        c->warned = true;
+    }
+    decide_request(&pd->decide, &c->parser.req, c->trusted, pd->now, action, sizeof(action));
+    count_decision(action, &t0);
     if ((len = policy_format_reply(action, reply, sizeof(reply))) < 0) {
         log_warnx("reply does not fit; disconnecting");
         return -1;
@@ -391,15 +484,20 @@ static void
 open_sockets(struct policyd *pd, int *lfds)
 {
     const struct config_policyd *p = &pd->cfg.policyd;
+    struct errbuf err;
     size_t i;
 
     if (p->control.kind != SOCKSPEC_UNIX)
         log_fatalx("policyd control = must be a unix: socket");
+    if (metrics_http_open(&p->metrics.listen, METRICS_POLICYD, &metrics, &err) < 0)
+        log_fatalx("%s", err.msg);
     for (i = 0; i < p->listen.count; i++)
         lfds[i] = open_listener(&p->listen.spec[i], p, p->socket_group);
+    for (i = 0; i < p->trusted_listen.count; i++)
+        lfds[p->listen.count + i] = open_listener(&p->trusted_listen.spec[i], p, "");
     /* the control socket is for autoturnctl (root) and the flusher (our
      * user), never for the MTA: always the daemon's own group */
-    lfds[p->listen.count] = open_listener(&p->control, p, "");
+    lfds[p->listen.count + p->trusted_listen.count] = open_listener(&p->control, p, "");
     raise_fd_limit(p->max_connections + CONTROL_CONN_MAX + 64);
 }
 
@@ -418,6 +516,7 @@ start_state(struct policyd *pd)
              pd->cfg.policyd.grant_file);
     if ((pd->db = custdb_new(pd->cfg.customers_table)) == NULL)
         log_fatalx("out of memory");
+    custdb_report_metrics(pd->db);
     custdb_set_check_interval(pd->db, (unsigned)pd->cfg.customers_check_interval);
     if (custdb_refresh(pd->db, &err) < 0)
         log_warnx("customer table: %s (relay: DUNNO, ETRN: 4xx until it is usable)", err.msg);
@@ -427,18 +526,51 @@ start_state(struct policyd *pd)
         log_fatal("open /dev/null");
 }
 
+/* listener_trust - how peers of listener i (listen, then trusted_listen)
+ * are judged; warns about trusted inet: listeners */
+static enum trust
+listener_trust(const struct config_policyd *p, size_t i)
+{
+    char text[SOCKSPEC_PATH_MAX + SOCKSPEC_HOST_MAX + 16];
+    const struct sockspec *spec;
+
+    if (i < p->listen.count)
+        return p->listen.spec[i].kind == SOCKSPEC_UNIX ? TRUST_PEERCRED : TRUST_NONE;
+    spec = &p->trusted_listen.spec[i - p->listen.count];
+    sockspec_format(spec, text, sizeof(text));
+    log_warnx("trusted_listen %s: every peer that reaches it, local users of this host "
+              "included, may create grants and tie them to customers: use it only where no "
+              "untrusted host or user can connect", text);
+    return TRUST_LISTED;
+}
+
+/* trusted_users_load - root and trusted_users; unknown names are logged */
+static void
+trusted_users_load(struct policyd *pd, const struct config *cfg)
+{
+    struct errbuf err;
+
+    peer_users_root(&pd->trusted_users);
+    if (peer_users_add_names(&pd->trusted_users, &cfg->policyd.trusted_users, &err) < 0)
+        log_warnx("trusted_users: %s (ignored)", err.msg);
+    if (peer_users_control(&pd->control_users, cfg, &cfg->policyd.control_users, &err) < 0)
+        log_warnx("control_users: %s (ignored)", err.msg);
+}
+
 static void
 start_loop(struct policyd *pd, const int *lfds)
 {
-    size_t i, n = pd->cfg.policyd.listen.count;
+    size_t i, n = pd->cfg.policyd.listen.count + pd->cfg.policyd.trusted_listen.count;
 
     if (daemon_signals_init() < 0)
         log_fatal("signals");
     if ((pd->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
         log_fatal("epoll_create1");
-    for (i = 0; i < n; i++)
-        if (add_ev(pd, &listeners[i], lfds[i], EV_LISTEN_POLICY) < 0)
+    for (i = 0; i < n; i++) {
+        listeners[i].trust = listener_trust(&pd->cfg.policyd, i);
+        if (add_ev(pd, &listeners[i].ev, lfds[i], EV_LISTEN_POLICY) < 0)
             log_fatal("epoll_ctl");
+    }
     if (add_ev(pd, &control_listener, lfds[n], EV_LISTEN_CONTROL) < 0 ||
         add_ev(pd, &signal_ev, daemon_signal_fd(), EV_SIGNAL) < 0)
         log_fatal("epoll_ctl");
@@ -446,26 +578,16 @@ start_loop(struct policyd *pd, const int *lfds)
 
 /* --- reload and the loop --- */
 
-static void
-log_config_error(void *ctx, const char *msg)
-{
-    (void)ctx;
-    log_errorx("%s", msg);
-}
-
 /* reload - re-read the file; take the settings that need no new socket,
  * identity or file, or keep everything if the file has errors. */
 
 static void
 reload(struct policyd *pd, const char *path)
 {
-    struct config *nc = x_calloc(1, sizeof(*nc));
+    struct config *nc = daemon_reload_config(path);
 
-    if (nc == NULL || config_load(path, nc, log_config_error, NULL) < 0) {
-        log_errorx("%s: reload refused; keeping the running configuration", path);
-        x_free(nc);
+    if (nc == NULL)
         return;
-    }
     pd->cfg.policyd.max_connections = nc->policyd.max_connections;
     pd->cfg.policyd.idle_timeout = nc->policyd.idle_timeout;
     pd->cfg.policyd.max_line = nc->policyd.max_line;
@@ -473,11 +595,25 @@ reload(struct policyd *pd, const char *path)
     pd->cfg.policyd.grant_ttl = nc->policyd.grant_ttl;
     pd->cfg.policyd.notify_interval = nc->policyd.notify_interval;
     pd->cfg.flusher.control = nc->flusher.control;
+    pd->cfg.policyd.trusted_users = nc->policyd.trusted_users;
+    pd->cfg.policyd.control_users = nc->policyd.control_users;
+    trusted_users_load(pd, &pd->cfg);
     pd->cfg.log_level = nc->log_level;
     config_apply_logging(&pd->cfg, PROG);
     log_info("%s: reloaded (sockets, user, grant_file and customer table path need a restart)",
              path);
     x_free(nc);
+}
+
+/* reload_table - SIGHUP also means: look at the customer table now (the
+ * reader logs a switch to a new table itself) */
+static void
+reload_table(struct policyd *pd)
+{
+    struct errbuf err;
+
+    if (custdb_refresh(pd->db, &err) < 0)
+        log_warnx("customer table: %s", err.msg);
 }
 
 static void
@@ -488,6 +624,8 @@ tick(struct policyd *pd)
     grants_expire(pd->grants, pd->now);
     expire_idle(pd);
     control_expire(pd);
+    metrics_set(METRIC_POLICYD_GRANTS, 0, (double)grants_count(pd->grants));
+    metrics_set(METRIC_POLICYD_CONNECTIONS, 0, (double)conns.count);
     if (grants_snapshot_due(pd->grants, pd->now) &&
         grants_snapshot(pd->grants, pd->now, &err) < 0)
         log_warnx("grants: snapshot failed: %s", err.msg);
@@ -501,7 +639,7 @@ dispatch(struct policyd *pd, struct ev *ev, uint32_t events)
         daemon_signal_drain();
         break;
     case EV_LISTEN_POLICY:
-        policy_accept(pd, ev->fd);
+        policy_accept(pd, (const struct listener *)ev);
         break;
     case EV_LISTEN_CONTROL:
         control_accept(pd, ev->fd);
@@ -531,7 +669,10 @@ run(struct policyd *pd, const char *config_path)
             dispatch(pd, evs[i].data.ptr, evs[i].events);
         if (daemon_reload) {
             daemon_reload = 0;
+            daemon_reloading();
             reload(pd, config_path);
+            reload_table(pd);
+            daemon_ready("serving policy requests");
         }
         if (pd->now != last_tick) {
             tick(pd);
@@ -561,6 +702,7 @@ main(int argc, char **argv)
 {
     static struct policyd pd;
     struct daemon_opts o;
+    struct errbuf err;
     int lfds[CONFIG_LISTEN_MAX + 1];
 
     daemon_parse_args(argc, argv, PROG,
@@ -570,11 +712,18 @@ main(int argc, char **argv)
     daemon_detach(&o);
     daemon_drop_privileges(PROG, pd.cfg.policyd.user, pd.cfg.policyd.group);
     start_state(&pd);
+    trusted_users_load(&pd, &pd.cfg);
     start_loop(&pd, lfds);
+    if (metrics_http_start(metrics, &err) < 0)
+        log_fatalx("%s", err.msg);
     log_info("started: %zu policy listener(s), max_connections=%llu",
-             pd.cfg.policyd.listen.count, (unsigned long long)pd.cfg.policyd.max_connections);
+             pd.cfg.policyd.listen.count + pd.cfg.policyd.trusted_listen.count,
+             (unsigned long long)pd.cfg.policyd.max_connections);
+    daemon_ready("serving policy requests");
     run(&pd, o.config_path);
+    daemon_stopping();
     log_info("stopping");
+    metrics_http_stop(metrics);
     shutdown_state(&pd);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include "custdb.h"
 #include "decide.h"
 #include "grants.h"
+#include "peer.h"
 
 enum ev_kind {
     EV_SIGNAL,
@@ -38,6 +39,8 @@ struct policyd {
     int64_t now;
     struct control_conn *control_head;   /* oldest first */
     size_t control_count;
+    struct peer_users trusted_users;     /* root + trusted_users: unix: policy peers */
+    struct peer_users control_users;     /* root, the daemons' users, control_users */
 };
 
 #endif

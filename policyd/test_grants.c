@@ -150,8 +150,8 @@ test_set_get(void **state)
 
     (void)state;
     assert_non_null(g);
-    assert_int_equal(grants_set(g, &a, "joe@virt.dom", "acme", T0 + 100, T0, &err), 0);
-    assert_int_equal(grants_set(g, &b, NULL, NULL, T0 + 50, T0, &err), 0);
+    assert_int_equal(grants_set(g, &a, "joe@virt.dom", "acme", "smtp-auth", T0 + 100, T0, &err), 0);
+    assert_int_equal(grants_set(g, &b, NULL, NULL, "smtp-auth", T0 + 50, T0, &err), 0);
     assert_int_equal(grants_count(g), 2);
     assert_grant(g, "192.0.2.1", T0, "joe@virt.dom", "acme", T0 + 100);
     assert_grant(g, "2001:db8::1", T0, "", "", T0 + 50);
@@ -174,28 +174,28 @@ test_renew(void **state)
 
     assert_non_null(g);
     assert_int_equal(grants_load(g, T0, &err), 0);
-    assert_int_equal(grants_set(g, &a, "joe", "acme", T0 + TTL, T0, &err), 0);
+    assert_int_equal(grants_set(g, &a, "joe", "acme", "smtp-auth", T0 + TTL, T0, &err), 0);
     size = file_size(f->journal);
     assert_true(size > 0);
     /* a renewal by less than half the ttl costs no journal write */
-    assert_int_equal(grants_set(g, &a, "joe", "acme", T0 + TTL + TTL / 2 - 1, T0 + 10, &err), 0);
+    assert_int_equal(grants_set(g, &a, "joe", "acme", "smtp-auth", T0 + TTL + TTL / 2 - 1, T0 + 10, &err), 0);
     assert_int_equal(file_size(f->journal), size);
     assert_grant(g, "192.0.2.1", T0 + 10, "joe", "acme", T0 + TTL + TTL / 2 - 1);
     /* half the ttl beyond what is on disk: journaled */
-    assert_int_equal(grants_set(g, &a, "joe", "acme", T0 + TTL + TTL / 2, T0 + 20, &err), 0);
+    assert_int_equal(grants_set(g, &a, "joe", "acme", "smtp-auth", T0 + TTL + TTL / 2, T0 + 20, &err), 0);
     assert_true(file_size(f->journal) > size);
     size = file_size(f->journal);
     /* another user for the same address: replaced and journaled */
-    assert_int_equal(grants_set(g, &a, "ann", "beta", T0 + TTL + TTL / 2, T0 + 30, &err), 0);
+    assert_int_equal(grants_set(g, &a, "ann", "beta", "smtp-auth", T0 + TTL + TTL / 2, T0 + 30, &err), 0);
     assert_true(file_size(f->journal) > size);
     size = file_size(f->journal);
     assert_grant(g, "192.0.2.1", T0 + 30, "ann", "beta", T0 + TTL + TTL / 2);
     /* a shorter expiry than the one on disk is journaled too */
-    assert_int_equal(grants_set(g, &a, "ann", "beta", T0 + 100, T0 + 40, &err), 0);
+    assert_int_equal(grants_set(g, &a, "ann", "beta", "smtp-auth", T0 + 100, T0 + 40, &err), 0);
     assert_true(file_size(f->journal) > size);
     assert_int_equal(grants_count(g), 1);
     /* setting over an expired grant makes a new one */
-    assert_int_equal(grants_set(g, &a, "joe", "", T0 + 500, T0 + 100, &err), 0);
+    assert_int_equal(grants_set(g, &a, "joe", "", "smtp-auth", T0 + 500, T0 + 100, &err), 0);
     assert_grant(g, "192.0.2.1", T0 + 100, "joe", "", T0 + 500);
     assert_int_equal(grants_count(g), 1);
     grants_free(g);
@@ -211,9 +211,9 @@ test_expire_revoke(void **state)
     char text[4096];
 
     assert_non_null(g);
-    assert_int_equal(grants_set(g, &a, "a", "", T0 + 10, T0, &err), 0);
-    assert_int_equal(grants_set(g, &b, "b", "", T0 + 20, T0, &err), 0);
-    assert_int_equal(grants_set(g, &c, "c", "", T0 + 30, T0, &err), 0);
+    assert_int_equal(grants_set(g, &a, "a", "", "smtp-auth", T0 + 10, T0, &err), 0);
+    assert_int_equal(grants_set(g, &b, "b", "", "smtp-auth", T0 + 20, T0, &err), 0);
+    assert_int_equal(grants_set(g, &c, "c", "", "smtp-auth", T0 + 30, T0, &err), 0);
     assert_int_equal(grants_expire(g, T0 + 9), 0);
     assert_int_equal(grants_expire(g, T0 + 10), 1);
     assert_int_equal(grants_count(g), 2);
@@ -287,7 +287,7 @@ test_heap_many(void **state)
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         s.expires[i] = T0 + 1 + (int64_t)(rng >> 33) % 100000;
         a = nth((unsigned)i);
-        assert_int_equal(grants_set(g, &a, "u", "c", s.expires[i], T0, &err), 0);
+        assert_int_equal(grants_set(g, &a, "u", "c", "smtp-auth", s.expires[i], T0, &err), 0);
     }
     assert_int_equal(grants_count(g), MANY);
     /* move some up, some down, revoke some: heap_up, heap_down, removal
@@ -296,7 +296,7 @@ test_heap_many(void **state)
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         s.expires[i] = T0 + 1 + (int64_t)(rng >> 33) % 100000;
         a = nth((unsigned)i);
-        assert_int_equal(grants_set(g, &a, "u", "c", s.expires[i], T0, &err), 0);
+        assert_int_equal(grants_set(g, &a, "u", "c", "smtp-auth", s.expires[i], T0, &err), 0);
     }
     for (i = 3; i < MANY; i += 11) {
         a = nth((unsigned)i);
@@ -330,14 +330,16 @@ test_too_long(void **state)
     user[sizeof(user) - 1] = '\0';
     memset(cust, 'c', sizeof(cust) - 1);
     cust[sizeof(cust) - 1] = '\0';
-    assert_int_equal(grants_set(g, &a, user, "", T0 + 10, T0, &err), -1);
-    assert_string_equal(err.msg, "cannot record a grant: user or customer too long, or out of memory");
-    assert_int_equal(grants_set(g, &a, "", cust, T0 + 10, T0, &err), -1);
-    assert_string_equal(err.msg, "cannot record a grant: user or customer too long, or out of memory");
+    assert_int_equal(grants_set(g, &a, user, "", "smtp-auth", T0 + 10, T0, &err), -1);
+    assert_string_equal(err.msg, "cannot record a grant: user, customer or source too long, "
+                                 "or out of memory");
+    assert_int_equal(grants_set(g, &a, "", cust, "smtp-auth", T0 + 10, T0, &err), -1);
+    assert_string_equal(err.msg, "cannot record a grant: user, customer or source too long, "
+                                 "or out of memory");
     assert_int_equal(grants_count(g), 0);
     user[GRANT_USER_MAX] = '\0';
     cust[CUSTOMER_NAME_MAX] = '\0';
-    assert_int_equal(grants_set(g, &a, user, cust, T0 + 10, T0, &err), 0);
+    assert_int_equal(grants_set(g, &a, user, cust, "smtp-auth", T0 + 10, T0, &err), 0);
     assert_grant(g, "192.0.2.1", T0, user, cust, T0 + 10);
     grants_free(g);
 }
@@ -357,10 +359,10 @@ test_restart(void **state)
     assert_non_null(g);
     assert_int_equal(grants_load(g, T0, &err), 0);        /* no files: empty */
     assert_int_equal(grants_count(g), 0);
-    assert_int_equal(grants_set(g, &a, "joe@virt.dom", "acme", T0 + 1000, T0, &err), 0);
-    assert_int_equal(grants_set(g, &b, "ann", "beta corp", T0 + 2000, T0, &err), 0);
-    assert_int_equal(grants_set(g, &c, "", "", T0 + 3000, T0, &err), 0);
-    assert_int_equal(grants_set(g, &d, "short", "", T0 + 100, T0, &err), 0);
+    assert_int_equal(grants_set(g, &a, "joe@virt.dom", "acme", "smtp-auth", T0 + 1000, T0, &err), 0);
+    assert_int_equal(grants_set(g, &b, "ann", "beta corp", "smtp-auth", T0 + 2000, T0, &err), 0);
+    assert_int_equal(grants_set(g, &c, "", "", "smtp-auth", T0 + 3000, T0, &err), 0);
+    assert_int_equal(grants_set(g, &d, "short", "", "smtp-auth", T0 + 100, T0, &err), 0);
     assert_false(grants_snapshot_due(g, T0 + GRANTS_SNAPSHOT_INTERVAL - 1));
     assert_true(grants_snapshot_due(g, T0 + GRANTS_SNAPSHOT_INTERVAL));
     assert_int_equal(grants_snapshot(g, T0 + 1, &err), 0);  /* a, b, c, d on disk */
@@ -368,11 +370,12 @@ test_restart(void **state)
     assert_false(grants_snapshot_due(g, T0 + 10 * GRANTS_SNAPSHOT_INTERVAL));
     /* after the snapshot: one revoke and one new grant, journal only */
     assert_int_equal(grants_revoke(g, &c, &err), 1);
-    assert_int_equal(grants_set(g, &c, "new", "", T0 + 4000, T0 + 2, &err), 0);
+    assert_int_equal(grants_set(g, &c, "new", "", "control:root", T0 + 4000, T0 + 2, &err), 0);
     assert_int_equal(grants_revoke(g, &a, &err), 1);
     assert_true(read_file(f->journal, text, sizeof(text)) > 0);
     assert_string_equal(text, "REVOKE ip=192.0.2.3\n"
-                              "GRANT ip=192.0.2.3 user=new customer= expires=1700004000\n"
+                              "GRANT ip=192.0.2.3 user=new customer= source=control:root "
+                              "expires=1700004000\n"
                               "REVOKE ip=192.0.2.1\n");
     grants_free(g);                                          /* "crash" */
 
@@ -389,7 +392,7 @@ test_restart(void **state)
     assert_int_equal(file_size(f->journal), 0);
     assert_true(read_file(f->path, text, sizeof(text)) > 0);
     assert_non_null(strstr(text, "GRANT ip=2001:db8::2 user=ann customer=beta%20corp "
-                                 "expires=1700002000\n"));
+                                 "source=smtp-auth expires=1700002000\n"));
     assert_null(strstr(text, "192.0.2.1"));
     grants_free(g);
 
@@ -399,6 +402,46 @@ test_restart(void **state)
     assert_int_equal(grants_count(g), 2);
     assert_grant(g, "192.0.2.3", T0 + 300, "new", "", T0 + 4000);
     grants_free(g);
+}
+
+/* test_source - the source is kept, persisted, journaled when it changes;
+ * a line from before sources were recorded loads as "unknown"; only
+ * smtp-auth and control:<user> are trusted */
+static void
+test_source(void **state)
+{
+    struct fixture *f = *state;
+    struct grants *g = grants_new(f->path, TTL);
+    struct ipaddr a = ip("192.0.2.1"), b = ip("192.0.2.2");
+    struct grant_info gi;
+    struct errbuf err;
+    char text[4096], longsrc[GRANT_SOURCE_MAX + 1];
+
+    assert_non_null(g);
+    write_file(f->path, "GRANT ip=192.0.2.1 user=joe customer=acme expires=1700001000\n");
+    assert_int_equal(load_logged(f, g, T0, &err), 0);
+    assert_int_equal(grants_get(g, &a, T0, &gi), 1);
+    assert_string_equal(gi.source, "unknown");
+    assert_false(peer_grant_source_trusted(gi.source));
+    /* the same user and customer from a trusted source: a change, journaled */
+    assert_int_equal(grants_set(g, &a, "joe", "acme", "smtp-auth", T0 + 1000, T0, &err), 0);
+    assert_int_equal(grants_get(g, &a, T0, &gi), 1);
+    assert_string_equal(gi.source, "smtp-auth");
+    assert_true(read_file(f->journal, text, sizeof(text)) > 0);
+    assert_string_equal(text, "GRANT ip=192.0.2.1 user=joe customer=acme source=smtp-auth "
+                              "expires=1700001000\n");
+    assert_int_equal(grants_set(g, &b, "", "acme", "control:vmail", T0 + 10, T0, &err), 0);
+    assert_int_equal(grants_get(g, &b, T0, &gi), 1);
+    assert_string_equal(gi.source, "control:vmail");
+    memset(longsrc, 'x', sizeof(longsrc) - 1);
+    longsrc[sizeof(longsrc) - 1] = '\0';
+    assert_int_equal(grants_set(g, &b, "", "acme", longsrc, T0 + 10, T0, &err), -1);
+    grants_free(g);
+    assert_true(peer_grant_source_trusted("smtp-auth"));
+    assert_true(peer_grant_source_trusted("control:root"));
+    assert_false(peer_grant_source_trusted("control:"));
+    assert_false(peer_grant_source_trusted("smtp-auth2"));
+    assert_false(peer_grant_source_trusted(""));
 }
 
 static void
@@ -443,7 +486,7 @@ static const struct {
       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx expires=1700001000\n",
-      "cannot record a grant: user or customer too long, or out of memory" },
+      "cannot record a grant: user, customer or source too long, or out of memory" },
 };
 
 static void
@@ -488,7 +531,7 @@ test_journal_unwritable(void **state)
 
     assert_non_null(g);
     assert_int_equal(mkdir(f->journal, 0700), 0);      /* a directory where the journal goes */
-    assert_int_equal(grants_set(g, &a, "joe", "", T0 + 100, T0, &err), -1);
+    assert_int_equal(grants_set(g, &a, "joe", "", "smtp-auth", T0 + 100, T0, &err), -1);
     assert_int_equal(str_printf(want, sizeof(want), "open %s: Is a directory", f->journal), 0);
     assert_string_equal(err.msg, want);
     assert_grant(g, "192.0.2.1", T0, "joe", "", T0 + 100);   /* still valid in memory */
@@ -524,7 +567,7 @@ test_snapshot_fails(void **state)
     assert_int_equal(str_printf(want, sizeof(want), "read %s: Is a directory", f->path), 0);
     assert_string_equal(err.msg, want);
     /* and renaming the new snapshot over it fails; the journal is kept */
-    assert_int_equal(grants_set(g, &a, "joe", "", T0 + 100, T0, &err), 0);
+    assert_int_equal(grants_set(g, &a, "joe", "", "smtp-auth", T0 + 100, T0, &err), 0);
     assert_int_equal(grants_snapshot(g, T0, &err), -1);
     assert_int_equal(str_printf(want, sizeof(want), "rename %s.tmp to %s: Is a directory",
                                 f->path, f->path), 0);
@@ -545,6 +588,7 @@ main(void)
         cmocka_unit_test(test_heap_many),
         cmocka_unit_test(test_too_long),
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_unwritable, setup, teardown),

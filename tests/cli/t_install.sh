@@ -14,13 +14,17 @@ for f in "$prefix/sbin/autoturnctl" \
          "$prefix/share/man/man8/autoturnctl.8" \
          "$prefix/share/man/man5/autoturn.conf.5" \
          "$prefix/share/man/man5/autoturn-customers.5" \
+         "$prefix/share/man/man7/autoturn.7" \
          "$etc/autoturn.conf" \
          "$etc/customers.example" \
          "$prefix/share/doc/autoturn/spool-format.md" \
          "$prefix/share/doc/autoturn/control-protocol.md" \
+         "$prefix/share/doc/autoturn/MIGRATION.md" \
          "$prefix/share/doc/autoturn/examples/fetchmailrc.odmr" \
          "$prefix/share/doc/autoturn/examples/postfix-main.cf.milter" \
-         "$prefix/share/doc/autoturn/examples/dovecot-post-login.sh"; do
+         "$prefix/share/doc/autoturn/examples/dovecot-post-login.sh" \
+         "$prefix/share/doc/autoturn/METRICS.md" \
+         "$prefix/share/doc/autoturn/examples/prometheus-rules.yml"; do
   [ -e "$WORK/root$f" ] && pass "installed $f" || fail "installed $f" "$(cd "$WORK/root" && find . | sort)"
 done
 [ -x "$WORK/root$prefix/sbin/autoturnctl" ] && pass "autoturnctl is executable" || fail "autoturnctl is executable"

@@ -3,7 +3,7 @@
 # problem in it (-ww: all warnings).
 . "$(dirname "$0")/lib.sh"
 
-pages=$(ls "$SRCDIR"/doc/*.[58])
+pages=$(ls "$SRCDIR"/doc/*.[578])
 [ -n "$pages" ] || fail "man pages exist" "none in $SRCDIR/doc"
 for page in $pages; do
   name=$(basename "$page")

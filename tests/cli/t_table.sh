@@ -63,6 +63,19 @@ printf 'customer a/b\n    domain a.example\n' >"$WORK/slash.src"
 run "$AUTOTURNCTL" compile "$WORK/slash.src" "$WORK/x.cdb"
 expect_line "customer name a/b" err "$WORK/slash.src:1: bad customer name 'a/b': contains '/'"
 
+# foot-guns: the world as a relay or a public suffix held is an error, a
+# very wide relay network a warning (the table is still written)
+printf 'customer open\n    domain open.example\n    address 0.0.0.0/0\n    relay yes\ncustomer tld\n    domain .com\n' >"$WORK/world.src"
+run "$AUTOTURNCTL" compile "$WORK/world.src" "$WORK/x.cdb"
+expect "relay for 0.0.0.0/0 and a public suffix: refused" 65 "" "autoturnctl: $WORK/world.src: 2 errors; $WORK/x.cdb not changed"
+expect_line "0.0.0.0/0 with relay" err "$WORK/world.src:3: relay yes with network 0.0.0.0/0: customer 'open' would let the whole Internet relay"
+expect_line "public suffix" err "$WORK/world.src:6: domain '.com' is a public suffix: customer 'tld' would hold mail for every domain under it"
+printf 'customer wide\n    domain wide.example\n    address 10.0.0.0/7\n    relay yes\n' >"$WORK/wide.src"
+run "$AUTOTURNCTL" compile "$WORK/wide.src" "$WORK/wide.cdb"
+expect "relay for a network wider than /8: compiled, with a warning" 0 \
+  "$WORK/wide.src -> $WORK/wide.cdb: 1 customers, 1 domains, 1 networks" \
+  "$WORK/wide.src:3: warning: relay yes with network 10.0.0.0/7, wider than /8: every address in it may relay through us as customer 'wide'"
+
 run "$AUTOTURNCTL" compile "$WORK/missing.src" "$WORK/x.cdb"
 expect "missing source" 66 "" "autoturnctl: $WORK/missing.src: cannot open: No such file or directory"
 

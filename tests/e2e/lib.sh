@@ -2,8 +2,10 @@
 # lib.sh - shared setup of the end-to-end scenario tests (sourced by
 # tests/e2e/t_*.sh). One directory, one autoturn.conf, every daemon real:
 # a private Postfix on 127.0.0.1 wired like conf/postfix-main.cf.milter and
-# conf/postfix-main.cf.policy (milter on a unix: socket, policy service with
-# smtpd_delay_reject = no, relay and ETRN checks), autoturn-milter,
+# conf/postfix-main.cf.policy (milter on a unix: socket, policy service on
+# unix:private/autoturn-policy inside Postfix's queue directory, trusted
+# because smtpd runs as postfix, with smtpd_delay_reject = no, relay and
+# ETRN checks), autoturn-milter,
 # autoturn-policyd and autoturn-flusher (Hello port on, bounces by SMTP into
 # this Postfix), an smtp-sink "Internet" behind Postfix, and smtp-sinks on
 # 127.0.0.x standing for the customers' own servers. Reuses
@@ -76,10 +78,10 @@ milter {
     ${E2E_MILTER:-}
 }
 policyd {
-    listen = { "inet:127.0.0.1:$POLICY" }
+    listen = { "inet:127.0.0.1:$POLICY", "unix:$D/pf/queue/private/autoturn-policy:0660" }
     control = "unix:$D/run/policyd-control.sock:0660"
     user = nobody
-    socket_group = nogroup
+    socket_group = postfix
     grant_file = "$D/grants/grants"
     ${E2E_POLICYD:-}
 }
@@ -114,6 +116,9 @@ e2e_ctl() {
 
 e2e_daemons() {
   fl_start "$D" || { fail "flusher starts" "$(cat "$D/flusher.log")"; return 1; }
+  # the policy socket lives in Postfix's queue directory (private/, as packaged)
+  mkdir -p "$D/pf/queue/private" && chown postfix "$D/pf/queue/private" &&
+    chmod 0700 "$D/pf/queue/private" || { fail "Postfix's private directory"; return 1; }
   # (not pd_start: it would take bounce_relay's port for the policy port)
   "$POLICYD" -f -c "$D/autoturn.conf" 2>>"$D/policyd.log" &
   PD_PID=$!
@@ -125,7 +130,7 @@ e2e_daemons() {
 
 e2e_up() {
   e2e_daemons || return 1
-  local check="inet:127.0.0.1:$POLICY"
+  local check="unix:private/autoturn-policy"
   pf_new "$D/pf" "$SMTP"
   pf_set "$D/pf" "mynetworks = 127.0.0.1/32" \
     "relay_domains = ${E2E_RELAY:-virt.dom, .virt.dom, beta.example}" \
@@ -192,27 +197,42 @@ e2e_until() {
   return 1
 }
 
-# smtp-sink writes X-* lines and a 3-line Received: header before the data
+# smtp-sink writes X-* lines and its Received: header before the data;
+# then comes the flusher's Received: line (tests/integration/lib/mailcheck.py)
 e2e_sink_body() {
-  python3 - "$1" <<'PY'
+  python3 - "$1" "$SRCDIR/tests/integration/lib" <<'PY'
 import sys
+sys.path.insert(0, sys.argv[2])
+from mailcheck import after_sink, strip_ours
 d = open(sys.argv[1], 'rb').read()
-i = d.index(b'\nReceived: ')
-for _ in range(3):
-    i = d.index(b'\n', i + 1)
-sys.stdout.buffer.write(d[i + 1:])
+sys.stdout.buffer.write(strip_ours(after_sink(d[d.index(b'\nReceived: ') + 1:]))[1])
 PY
 }
 
+# e2e_sink_same WANT FILE [imported] - the message below our Received:
+# line, which must be there and name the (loopback) client the milter saw;
+# with "imported" (autoturnctl import: no SMTP client ever saw the message)
+# the line must have no from clause instead
 e2e_sink_same() {
-  python3 - "$1" "$2" <<'PY'
-import sys
+  python3 - "$1" "$2" "$SRCDIR/tests/integration/lib" "${3:-}" <<'PY'
+import re, sys
+sys.path.insert(0, sys.argv[3])
+from mailcheck import after_sink, strip_ours, received_ok
 want = open(sys.argv[1], 'rb').read().replace(b'\r\n', b'\n') + b'\n'
 d = open(sys.argv[2], 'rb').read()
-i = d.index(b'\nReceived: ')
-for _ in range(3):
-    i = d.index(b'\n', i + 1)
-got = d[i + 1:]
+ours, got = strip_ours(after_sink(d[d.index(b'\nReceived: ') + 1:]))
+by = re.search(rb'by ([^ ]+) \(autoturn\)', ours or b'')
+why = received_ok(ours, by.group(1).decode() if by else '?')
+if why:
+    pass
+elif sys.argv[4] == 'imported':
+    if not re.search(rb'^Received: by [^ ]+ \(autoturn\) id import\.', ours):
+        why = 'not an imported message\'s line (by ... id import.): %r' % ours
+elif not re.search(rb'^Received: from [^ ]+ \([^)]*\[127\.', ours):
+    why = 'no client recorded by the milter: %r' % ours
+if why:
+    print("our Received: line: " + why)
+    sys.exit(1)
 if got != want:
     print("differ: want %d bytes, got %d" % (len(want), len(got)))
     sys.exit(1)

@@ -87,7 +87,7 @@ grep -q '^X-Rcpt-Args: <x@example.net>' "$D"/sink-net/* 2>/dev/null && [ "$(e2e_
 
 run e2e_ctl queue
 expect "autoturnctl queue: acme holds 3 messages" 0 "-- 3 messages, "
-printf '%s\n' "$OUT" | grep -Eq '^acme +3 +[0-9]+ +[0-9]+s$' && pass "autoturnctl queue: the acme line" ||
+printf '%s\n' "$OUT" | grep -Eq '^acme +3 +[0-9]+ +[0-9]+s +0$' && pass "autoturnctl queue: the acme line" ||
   fail "queue acme line" "$OUT"
 run e2e_ctl queue acme
 expect "autoturnctl queue acme" 0 "-- acme: 3 messages, "

@@ -71,7 +71,7 @@ e2e_wait 60 grep -q '^X-Rcpt-Args: <x@example.net>' "$D"/sink-net/* 2>/dev/null
   pass "the Internet's sink got m3 for x@example.net only" || fail "internet sink" "$(cat "$D"/sink-net/* 2>/dev/null)"
 [ "$(sm_queue_count "$D/sm")" = 0 ] && pass "Sendmail's queue is empty" || fail "sendmail queue empty" "$(ls "$D/sm/queue")"
 run e2e_ctl queue
-printf '%s\n' "$OUT" | grep -Eqx 'acme +3 +[0-9]+ +[0-9]+s' && expect "autoturnctl queue: acme holds 3" 0 "-- 3 messages, " ||
+printf '%s\n' "$OUT" | grep -Eqx 'acme +3 +[0-9]+ +[0-9]+s +0' && expect "autoturnctl queue: acme holds 3" 0 "-- 3 messages, " ||
   fail "autoturnctl queue: acme holds 3" "$OUT"
 s2=$(grep -l '^Message-ID: <m2@example.org>' $(mt_spool_files "$D" acme))
 [ -n "$s2" ] && cmp "$WORK/m2" <(mt_body "$s2") >"$WORK/cmp" 2>&1 &&

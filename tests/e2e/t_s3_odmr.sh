@@ -10,6 +10,7 @@
 # meanwhile waits for the next poll; a wrong password moves nothing.
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/integration/lib/odmr.sh"
+od_user || { fail "user autoturn-odmr"; finish; exit 1; }
 e2e_init
 OD_PORT=$(free_port)
 E2E_FLUSHER="odmr {

@@ -79,7 +79,7 @@ expect_line "norelay's registered address (relay no): denied" out "$DENIED"
 # --- autoturnctl grant / revoke ---
 run e2e_ctl grant 127.0.0.9 --user roamer@virt.dom --ttl 1h
 expect "autoturnctl grant 127.0.0.9" 0 "granted 127.0.0.9 until "
-e2e_wait 30 grep -q 'grant: ip=127.0.0.9, user=roamer@virt.dom, customer=(none), source=control, ttl=3600s' "$D/policyd.log" &&
+e2e_wait 30 grep -q 'grant: ip=127.0.0.9, user=roamer@virt.dom, customer=(none), source=control:root, ttl=3600s' "$D/policyd.log" &&
   pass "policyd logs the control grant (for no customer: --user is just a name)" || fail "grant log" "$(grep grant "$D/policyd.log")"
 run relay 127.0.0.9 r4
 [ "$OUT" = "$OK_LINES" ] && pass "granted 127.0.0.9 relays" || fail "granted relays" "$OUT"

@@ -65,9 +65,9 @@ all_held() { find "$D"/spool/*/new -type f | wc -l; }
 e2e_until 60 4 all_held || fail "4 messages held" "$(find "$D/spool" -type f)"
 ba=$(spool_bytes acme) bb=$(spool_bytes beta) bg=$(spool_bytes gamma)
 run e2e_ctl queue
-expect_line "queue: header" out "CUSTOMER                  MESSAGES      BYTES     OLDEST"
-printf '%s\n' "$OUT" | grep -Eqx "acme +2 +$ba +[0-9]+s" && printf '%s\n' "$OUT" | grep -Eqx "beta +1 +$bb +[0-9]+s" &&
-  printf '%s\n' "$OUT" | grep -Eqx "gamma +1 +$bg +[0-9]+s" &&
+expect_line "queue: header" out "CUSTOMER                  MESSAGES      BYTES     OLDEST  ON-HOLD"
+printf '%s\n' "$OUT" | grep -Eqx "acme +2 +$ba +[0-9]+s +0" && printf '%s\n' "$OUT" | grep -Eqx "beta +1 +$bb +[0-9]+s +0" &&
+  printf '%s\n' "$OUT" | grep -Eqx "gamma +1 +$bg +[0-9]+s +0" &&
   pass "queue: one line per customer with messages, bytes of its spool files, age" || fail "queue lines" "$OUT"
 expect_line "queue: total" out "-- 4 messages, $((ba + bb + bg)) bytes held for 3 customers"
 run e2e_ctl queue acme
@@ -128,9 +128,9 @@ e2e_wait 30 idle && pass "status afterwards: 0 flushes running" || fail "status 
 run e2e_ctl grant 127.0.0.5 --user joe --customer acme --ttl 1h
 expect "grant 127.0.0.5" 0 "granted 127.0.0.5 until "
 run e2e_ctl grants
-expect_line "grants: header" out "ADDRESS                                 USER                     CUSTOMER         EXPIRES"
-printf '%s\n' "$OUT" | grep -Eqx '127\.0\.0\.5 +joe +acme +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8}' &&
-  pass "grants: 127.0.0.5 joe acme" || fail "grants line" "$OUT"
+expect_line "grants: header" out "ADDRESS                                 USER                     CUSTOMER         SOURCE               EXPIRES"
+printf '%s\n' "$OUT" | grep -Eqx '127\.0\.0\.5 +joe +acme +control:root +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8}' &&
+  pass "grants: 127.0.0.5 joe acme control:root" || fail "grants line" "$OUT"
 run e2e_ctl revoke 127.0.0.5
 expect "revoke 127.0.0.5" 0
 run e2e_ctl grants

@@ -110,7 +110,8 @@ check_result(const struct smtpc_result *res, const struct envelope *env)
 static void
 session(int fd, enum tls_policy tls, int which)
 {
-    struct smtpc_opts o = {1, 1, 1, 1, "flusher.autoturn.test", tls, NULL};
+    /* BDAT in every other session, when the server offers CHUNKING */
+    struct smtpc_opts o = {1, 1, 1, 1, "flusher.autoturn.test", tls, NULL, which % 2 == 0};
     const struct smtpc_ext *x;
     struct smtpc_result res;
     struct smtpc_reply r;

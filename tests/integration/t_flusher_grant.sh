@@ -4,8 +4,11 @@
 # its control socket) tells the flusher whether an address outside the
 # customer's registered networks is granted to that customer. A grant for
 # acme lets "flush acme --to" deliver there (smtp-sink on 127.0.0.7); a
-# grant for another customer, for no customer, no grant, or a policy
-# service that is down: refused (exit 77), nothing sent.
+# grant for another customer, for no customer, a grant tied to acme but
+# from an untrusted source (one written before sources were recorded), no
+# grant, or a policy service that is down: refused (exit 77), nothing
+# sent. Both control sockets refuse a peer whose uid is not allowed
+# (user daemon), although the sockets' mode lets it connect.
 . "$SRCDIR/tests/cli/lib.sh"
 . "$SRCDIR/tests/integration/lib/postfix.sh"
 . "$SRCDIR/tests/integration/lib/flusher.sh"
@@ -32,6 +35,10 @@ customer beta
 SRC
 fl_config "$D" "retry_interval = 1h"
 mkdir -p "$D/grants" && chown nobody "$D/grants"
+# a grant from before sources were recorded: tied to acme, source unknown
+printf 'GRANT ip=127.0.0.11 user=old customer=acme expires=%s\n' $(($(date +%s) + 3600)) \
+  >"$D/grants/grants"
+chown nobody "$D/grants/grants"
 cat >>"$D/autoturn.conf" <<CONF
 policyd {
     listen = { "inet:127.0.0.1:$PP" }
@@ -71,8 +78,11 @@ sunk() { ls "$D/sinkG" | wc -l; }
 run fl_ctl "$D" grant 127.0.0.7 --customer acme --ttl 1h
 expect "grant 127.0.0.7 to acme" 0
 run pd_raw "CHECK ip=127.0.0.7"
-if printf '%s\n' "$OUT" | grep -Eqx "OK user= customer=acme expires=[0-9]+"; then
+if printf '%s\n' "$OUT" | grep -Eqx "OK user= customer=acme source=control:root expires=[0-9]+"; then
   pass "CHECK: the live grant"; else fail "CHECK: the live grant" "$OUT"; fi
+run pd_raw "CHECK ip=127.0.0.11"
+expect_line "CHECK: a grant from the old grant file has source unknown" out \
+  "OK user=old customer=acme source=unknown expires=$(sed -n 's/.*expires=//p' "$D/grants/grants" | head -1)"
 run pd_raw "CHECK ip=127.0.0.8"
 expect_line "CHECK: no grant" out "ERR code=not-found text=no%20live%20grant%20for%20127.0.0.8"
 run pd_raw "CHECK"
@@ -98,6 +108,8 @@ expect "granted to another customer: refused" 77 "" "flush: 127.0.0.8 is not a r
 run fl_ctl "$D" grant 127.0.0.10 --ttl 1h
 run fl_ctl "$D" flush acme --to 127.0.0.10 --wait
 expect "granted to no customer: refused" 77 "" "flush: 127.0.0.10 is not a registered address of acme, and its grant is for no customer (not-authorised)"
+run fl_ctl "$D" flush acme --to 127.0.0.11 --wait
+expect "granted to acme by an untrusted source: refused" 77 "" "flush: 127.0.0.11 is not a registered address of acme, and its grant comes from an untrusted source (unknown) (not-authorised)"
 run fl_ctl "$D" flush acme --to 127.0.0.9 --wait
 expect "no grant: refused" 77 "" "flush: 127.0.0.9 is not a registered address of acme, nor granted to it (not-authorised)"
 run fl_raw "$D" "FLUSH customer=acme to=127.0.0.9 reason=etrn"
@@ -105,6 +117,42 @@ expect_line "FLUSH to= an ungranted address: ERR not-authorised" out "ERR code=n
 run fl_ctl "$D" revoke 127.0.0.7
 run fl_ctl "$D" flush acme --to 127.0.0.7 --wait
 expect "revoked: refused" 77 "" "flush: 127.0.0.7 is not a registered address of acme, nor granted to it (not-authorised)"
+# --- 4. control sockets: the peer's uid decides, not only the mode ---
+chmod 0666 "$D/run/flusher.sock"
+chmod 0755 "$D/run"
+run runuser -u daemon -- python3 - "$D/run/policyd-control.sock" "$D/run/flusher.sock" <<'PY'
+import socket, sys
+for path, line in ((sys.argv[1], b"GRANT ip=127.0.0.12 customer=acme\n"),
+                   (sys.argv[2], b"FLUSH customer=acme to=127.0.0.12 reason=etrn\n")):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(path)
+    try:
+        s.sendall(line)
+    except OSError:
+        pass
+    data = b""
+    while True:
+        try:
+            d = s.recv(4096)
+        except OSError:
+            break
+        if not d:
+            break
+        data += d
+    print(data.decode().strip())
+PY
+expect_line "policyd control: uid daemon refused" out \
+  "ERR code=forbidden text=not%20root,%20an%20autoturn%20daemon's%20user%20or%20in%20policyd.control_users"
+expect_line "flusher control: uid daemon refused" out \
+  "ERR code=forbidden text=not%20root,%20an%20autoturn%20daemon's%20user%20or%20in%20flusher.control_users"
+run pd_raw "CHECK ip=127.0.0.12"
+expect_line "the refused GRANT made no grant" out "ERR code=not-found text=no%20live%20grant%20for%20127.0.0.12"
+wait_log "$D/policyd.log" "control: connection from daemon \\(pid [0-9]*\\) refused: not root, an autoturn daemon's user or in control_users" &&
+  pass "policyd logs the refused peer" || fail "policyd logs the refused peer" "$(tail -3 "$D/policyd.log")"
+wait_log "$D/flusher.log" "control: connection from daemon \\(pid [0-9]*\\) refused: not root, an autoturn daemon's user or in control_users" &&
+  pass "flusher logs the refused peer" || fail "flusher logs the refused peer" "$(tail -3 "$D/flusher.log")"
+
 run fl_ctl "$D" grant 127.0.0.7 --customer acme --ttl 1h
 pd_stop
 run fl_ctl "$D" flush acme --to 127.0.0.7 --wait

@@ -17,7 +17,8 @@ D=$(fl_dir)
 trap 'fl_stop; for p in ${IDLE:-}; do kill $p 2>/dev/null; done; rm -rf "$D" "$WORK"' EXIT
 OD_PORT=$(free_port)
 od_setup "$D" "$OD_PORT" "auth_delay = 0s" "timeout = 5m" "max_auth_failures = 3" \
-  "address_failures = 10" "address_block = 1h" "max_sessions_per_address = 3" ||
+  "address_failures = 10" "address_block = 1h" "max_sessions_per_address = 3" \
+  "account_failures = 1000" ||
   { fail "set-up"; finish; exit 1; }
 fl_start "$D" || { fail "flusher starts" "$(cat "$D/flusher.log")"; finish; exit 1; }
 
@@ -28,6 +29,13 @@ has() {
     printf '%s\n' "$text" | grep -qxF -- "$w" || { fail "$label" "no line: $w" "$text"; return; }
   done
   pass "$label"
+}
+# restart KEY OLD NEW - change an odmr setting the ODMR front and its
+# sessions take only at start (they are forked before any reload)
+restart() {
+  fl_stop
+  sed -i "s/ $1 = $2\$/ $1 = $3/" "$D/autoturn.conf"
+  fl_start "$D" || { fail "flusher restarts ($1 = $3)" "$(tail -5 "$D/flusher.log")"; finish; exit 1; }
 }
 # reload KEY OLD NEW - change an odmr setting, SIGHUP, wait for the reload
 reload() {
@@ -127,13 +135,13 @@ grep -q "client=\[127.0.0.2\]:[0-9]*: too many errors; disconnecting" "$D/flushe
 # --- 5. the command timeout (3 s for this one session: a short timeout
 # for every session would make a client that a loaded machine holds up
 # for 3 s fail where it should not) ---
-reload timeout 5m 3s
+restart timeout 5m 3s
 out=$(C "EHLO c.test" "SILENT:60")
 has "silent client: 421 4.4.2 after the timeout" "$out" "> 421 4.4.2 Timeout, closing connection"
 grep -q "client=\[127.0.0.2\]:[0-9]*: timeout reading from" "$D/flusher.log" &&
   pass "timeout logged" || fail "timeout log" "$(grep odmr "$D/flusher.log" | tail -3)"
 
-reload timeout 3s 5m
+restart timeout 3s 5m
 
 # --- 6. per connection: max_auth_failures (3), then 421 ---
 out=$(SRC_ADDR=127.0.0.5 C "EHLO c.test" "CRAM acme x1" "CRAM acme x2" "CRAM acme x3" NOOP)

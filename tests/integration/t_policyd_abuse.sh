@@ -101,8 +101,8 @@ expect_line "a client stuck mid-request: 200 others answered meanwhile, then it 
 # restart with grants present: granted by hand, by SMTP AUTH, and one revoked
 run "$AUTOTURNCTL" -c "$D/autoturn.conf" grant 127.0.0.50 --user roamer --ttl 1h
 expect "grant by hand" 0 "granted 127.0.0.50 until "
-run policy_ask "$P" protocol_state=RCPT client_address=127.0.0.51 sasl_username=joe@virt.dom recipient=a@example.org
-expect_line "grant by SMTP AUTH" out "OK"
+run policy_ask "$D/policy.sock" protocol_state=RCPT client_address=127.0.0.51 sasl_username=joe@virt.dom recipient=a@example.org
+expect_line "grant by SMTP AUTH (a trusted peer: root on the unix: socket)" out "OK"
 "$AUTOTURNCTL" -c "$D/autoturn.conf" grant 127.0.0.52 >/dev/null
 "$AUTOTURNCTL" -c "$D/autoturn.conf" revoke 127.0.0.52 >/dev/null
 kill -KILL "$PD_PID"; wait "$PD_PID" 2>/dev/null; PD_PID=

@@ -1,13 +1,18 @@
 #!/bin/bash
 # SPDX-License-Identifier: ISC
 # t_policyd_postfix.sh - autoturn-policyd behind a private Postfix on
-# loopback, configured like conf/postfix-main.cf.policy. mynetworks is
-# only 127.0.0.1, so other 127.0.0.x clients are strangers unless the
-# policy service says OK. Checks relay (unknown / registered customer /
-# autoturnctl grant and its expiry / SASL login via XCLIENT LOGIN), the
-# AutoTURN notice (exactly one flush request per connecting customer) and
-# ETRN as the client sees it (python smtplib and fetchmail), with a fake
-# flusher (see lib/policyd.sh) recording the flush requests.
+# loopback, configured like conf/postfix-main.cf.policy: the policy socket
+# inside Postfix's queue directory (private/autoturn-policy, group
+# postfix), reached by a chrooted smtpd as unix:private/autoturn-policy.
+# mynetworks is only 127.0.0.1, so other 127.0.0.x clients are strangers
+# unless the policy service says OK. Checks relay (unknown / registered
+# customer / autoturnctl grant and its expiry / SASL login via XCLIENT
+# LOGIN), the AutoTURN notice (exactly one flush request per connecting
+# customer) and ETRN as the client sees it (python smtplib and fetchmail),
+# with a fake flusher (see lib/policyd.sh) recording the flush requests.
+# Then the attack of a hostile local user (runuser -u nobody): a forged
+# sasl_username on every policy listener creates no grant, asks for no
+# flush, opens no relay, and is logged as ignored.
 . "$SRCDIR/tests/cli/lib.sh"
 . "$SRCDIR/tests/integration/lib/postfix.sh"
 . "$SRCDIR/tests/integration/lib/policyd.sh"
@@ -15,7 +20,13 @@ chmod 755 "$WORK"   # the daemon runs as nobody
 D=$WORK/pd PF=$WORK/pf
 P=$(free_port) SMTP=$(free_port)
 trap 'pf_stop "$PF"; pd_stop; flusher_stop; rm -rf "$WORK"' EXIT
-pd_setup "$D" "$P" "customer acme
+# Postfix's queue directory first: the policy socket lives inside it
+pf_new "$PF" "$SMTP"
+sed -i 's/^\(127\.0\.0\.1:[0-9]* *inet *n *- *\)n/\1y/' "$PF/conf/master.cf"   # chrooted smtpd
+grep -q '^127\.0\.0\.1:[0-9]* *inet *n *- *y *- *- *smtpd' "$PF/conf/master.cf" ||
+  { fail "smtpd chrooted in master.cf" "$(cat "$PF/conf/master.cf")"; finish; exit; }
+postfix -c "$PF/conf" check || { fail "postfix check"; finish; exit; }
+PD_LISTEN="\"unix:$PF/queue/private/autoturn-policy:0660\"" pd_setup "$D" "$P" "customer acme
     domain virt.dom .virt.dom
     address 127.0.0.2
     trigger connect etrn
@@ -30,8 +41,7 @@ customer gamma
 flusher_start "$D"
 pd_start "$D" || { fail "policyd start" "$(cat "$D/policyd.log")"; finish; exit; }
 
-pf_new "$PF" "$SMTP"
-CHECK="inet:127.0.0.1:$P"
+CHECK="unix:private/autoturn-policy"
 pf_set "$PF" "mynetworks = 127.0.0.1/32" \
   "relay_domains = virt.dom beta.example gamma.example" \
   "smtpd_delay_reject = no" \
@@ -138,6 +148,50 @@ run env AUTOTURNCTL="$AUTOTURNCTL" AUTOTURN_CONF="$D/autoturn.conf" IP=127.0.0.3
 expect "dovecot post-login script runs the next program" 0
 run relay 127.0.0.33
 expect_line "after the post-login script: 127.0.0.33 relays" out "250"
+
+# --- a hostile local user forges sasl_username (autoturn-policyd(8), SECURITY) ---
+: >"$D/flush.log"
+before=$("$AUTOTURNCTL" -c "$D/autoturn.conf" grants)
+run runuser -u nobody -- python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1]); print("connected")
+except OSError as e:
+    print(e.strerror)' "$PF/queue/private/autoturn-policy"
+expect_line "the shipped socket (private/autoturn-policy): nobody cannot even connect" out "Permission denied"
+forge() {   # LISTENER STATE [ATTR...]: a forged request as user nobody
+  local to=$1 state=$2; shift 2
+  runuser -u nobody -- bash -c "$(declare -f policy_ask); policy_ask \"\$@\"" _ "$to" \
+    protocol_state="$state" client_address=127.0.0.66 "$@"
+}
+for l in "$P" "$D/policy.sock"; do
+  run forge "$l" ETRN etrn_domain=virt.dom sasl_username=acme
+  expect_line "forged ETRN as acme on $l: refused like any stranger" out \
+    "450 4.7.1 ETRN for virt.dom not allowed from this address"
+  run forge "$l" ETRN etrn_domain=acme sasl_username=acme
+  expect_line "forged ETRN #acme on $l: answered as for an unknown name" out "DUNNO"
+  run forge "$l" RCPT sasl_username=eve recipient=x@example.org
+  expect_line "forged login eve on $l: no relay" out "DUNNO"
+done
+run "$AUTOTURNCTL" -c "$D/autoturn.conf" grants
+[ "$OUT" = "$before" ] && pass "forged logins created no grant" || fail "forged logins created no grant" "$before" "$OUT"
+run relay 127.0.0.66
+expect_line "the attacker's address still cannot relay" out "554"
+run etrn 127.0.0.9 acme
+expect_line "ETRN #acme from a stranger: what an unknown name gets" out "459 <acme>: service unavailable"
+run etrn 127.0.0.9 nobody-here
+expect_line "ETRN #unknown from a stranger: the same" out "459 <nobody-here>: service unavailable"
+for i in $(seq 1 50); do grep -q 'sasl_username=acme ignored from an untrusted peer' "$D/policyd.log" && break; sleep 0.1; done
+grep -q "sasl_username=acme ignored from an untrusted peer (peer=\[127.0.0.1\])" "$D/policyd.log" &&
+  pass "inet: the ignored attribute is logged" || fail "inet: the ignored attribute is logged" "$(grep ignored "$D/policyd.log")"
+grep -q "sasl_username=acme ignored from an untrusted peer (peer=nobody (pid [0-9]*))" "$D/policyd.log" &&
+  pass "unix: the ignored attribute is logged with the peer's user" ||
+  fail "unix: the ignored attribute is logged with the peer's user" "$(grep ignored "$D/policyd.log")"
+[ "$(flush_count "$D" 'to=127.0.0.66')" = 0 ] && pass "no flush toward the attacker" ||
+  fail "no flush toward the attacker" "$(cat "$D/flush.log")"
+# the same request from root (trusted) on the unix: socket does create the grant
+run policy_ask "$D/policy.sock" protocol_state=RCPT client_address=127.0.0.67 sasl_username=eve recipient=x@example.org
+expect_line "the same login from a trusted peer: a grant" out "OK"
 
 grep -E "ERROR: AddressSanitizer|runtime error" "$D/policyd.log" && fail "sanitizers quiet" || pass "sanitizers quiet"
 finish

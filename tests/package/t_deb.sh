@@ -11,7 +11,7 @@
 #     policyd a real policy request, the milter a libmilter option
 #     negotiation, the flusher "autoturnctl status"; the milter's and
 #     policyd's flush requests reach the flusher (socket modes and groups);
-#     SIGHUP reloads policyd and the flusher;
+#     SIGHUP reloads all three, and each keeps running;
 #   - an edited configuration survives a reinstall and an upgrade, an
 #     administrator's directory mode survives the upgrade;
 #   - remove keeps the configuration; purge removes it and the state, and
@@ -84,8 +84,10 @@ pkg_syslog_start "$R/dev/log" "$BASE/syslog" || fail "syslog receiver at ROOT/de
 cp "$DEB" "$R/tmp/"
 DEBNAME=$(basename "$DEB")
 
-run apt_in_root install "/tmp/$DEBNAME"
-expect "apt-get installs the .deb with its dependencies from Debian" 0 "Setting up autoturn (0.1.0)"
+# Postfix too: the policy service's socket lives in its queue directory
+echo "postfix postfix/main_mailer_type select Local only" | chroot "$R" debconf-set-selections
+run apt_in_root install postfix "/tmp/$DEBNAME"
+expect "apt-get installs Postfix and the .deb with its dependencies from Debian" 0 "Setting up autoturn (0.1.0)"
 
 # --- what the maintainer scripts did ---
 run in_root getent passwd autoturn
@@ -93,6 +95,12 @@ if [[ "$OUT" =~ ^autoturn:x:[0-9]+:[0-9]+:[^:]*:/var/lib/autoturn:/usr/sbin/nolo
   pass "system user autoturn (home /var/lib/autoturn, no login)"
 else
   fail "system user autoturn (home /var/lib/autoturn, no login)" "getent: $OUT"
+fi
+run in_root getent passwd autoturn-odmr
+if [[ "$OUT" =~ ^autoturn-odmr:x:[0-9]+:[0-9]+:[^:]*:/nonexistent:/usr/sbin/nologin$ ]]; then
+  pass "system user autoturn-odmr for ODMR sessions before AUTH (no home, no login)"
+else
+  fail "system user autoturn-odmr" "getent: $OUT"
 fi
 AT_UID=$(in_root id -u autoturn) AT_GID=$(in_root getent group autoturn | cut -d: -f3)
 [ -n "$AT_UID" ] && [ "$AT_UID" -lt 1000 ] && pass "autoturn is a system uid ($AT_UID)" ||
@@ -121,7 +129,7 @@ check_stat "configuration" /etc/autoturn/autoturn.conf "root:root 644"
 for p in autoturn-milter autoturn-policyd autoturn-flusher autoturnctl; do
   [ -x "$R/usr/sbin/$p" ] && pass "/usr/sbin/$p" || fail "/usr/sbin/$p"
 done
-for m in man5/autoturn.conf.5 man5/autoturn-customers.5 man8/autoturn-milter.8 \
+for m in man5/autoturn.conf.5 man5/autoturn-customers.5 man7/autoturn.7 man8/autoturn-milter.8 \
          man8/autoturn-policyd.8 man8/autoturn-flusher.8 man8/autoturnctl.8; do
   [ -f "$R/usr/share/man/$m.gz" ] && pass "man page $m" || fail "man page $m"
 done
@@ -189,11 +197,13 @@ for d in milter policyd flusher; do
   [ "$ids" = "$want" ] && pass "autoturn-$d runs as autoturn:autoturn (real, effective, saved)" ||
     fail "autoturn-$d runs as autoturn:autoturn" "Uid/Gid: $ids, want $want"
 done
-for s in milter.sock policyd.sock policyd-control.sock flusher.sock; do
+for s in milter.sock policyd-control.sock flusher.sock; do
   check_stat "socket" "/run/autoturn/$s" "root:autoturn 660"
 done
+check_stat "the policy socket, in Postfix's private/" /var/spool/postfix/private/autoturn-policy \
+  "root:postfix 660"
 
-run python3 - "$R/run/autoturn/policyd.sock" <<'PY'
+run python3 - "$R/var/spool/postfix/private/autoturn-policy" <<'PY'
 import socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(10)
@@ -211,7 +221,7 @@ sys.stdout.write(reply.decode())
 PY
 expect_line "policyd answers a policy request (unknown client: DUNNO)" out "action=DUNNO"
 
-run python3 - "$R/run/autoturn/policyd.sock" <<'PY'
+run python3 - "$R/var/spool/postfix/private/autoturn-policy" <<'PY'
 import socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(10)
@@ -266,13 +276,16 @@ fi
 run in_root autoturnctl status
 expect "autoturnctl status: the flusher answers" 0 "autoturn-flusher: 0 of at most 20 flushes running, up "
 
-kill -HUP "${DAEMON_PIDS[1]}" "${DAEMON_PIDS[2]}"
-if pkg_wait_for "$BASE/syslog" 'autoturn-policyd\[[0-9]+\]: /etc/autoturn/autoturn.conf: reloaded' &&
+kill -HUP "${DAEMON_PIDS[0]}" "${DAEMON_PIDS[1]}" "${DAEMON_PIDS[2]}"
+if pkg_wait_for "$BASE/syslog" 'autoturn-milter\[[0-9]+\]: /etc/autoturn/autoturn.conf: reloaded' &&
+   pkg_wait_for "$BASE/syslog" 'autoturn-policyd\[[0-9]+\]: /etc/autoturn/autoturn.conf: reloaded' &&
    pkg_wait_for "$BASE/syslog" 'autoturn-flusher\[[0-9]+\]: /etc/autoturn/autoturn.conf: reloaded'; then
-  pass "SIGHUP (ExecReload) reloads policyd and the flusher"
+  pass "SIGHUP (ExecReload) reloads the milter, policyd and the flusher"
 else
-  fail "SIGHUP (ExecReload) reloads policyd and the flusher" "$(cat "$BASE/syslog")"
+  fail "SIGHUP (ExecReload) reloads the milter, policyd and the flusher" "$(cat "$BASE/syslog")"
 fi
+kill -0 "${DAEMON_PIDS[0]}" && kill -0 "${DAEMON_PIDS[1]}" && kill -0 "${DAEMON_PIDS[2]}" &&
+  pass "after SIGHUP all three still run" || fail "after SIGHUP all three still run"
 stop_daemons
 
 # --- edits survive a reinstall and an upgrade ---

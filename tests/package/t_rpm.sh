@@ -73,7 +73,7 @@ has() {  # LABEL EXACT-LINE
 for p in autoturn-milter autoturn-policyd autoturn-flusher autoturnctl; do
   has "program /usr/sbin/$p" "-rwxr-xr-x root root  /usr/sbin/$p"
 done
-for m in man5/autoturn.conf.5 man5/autoturn-customers.5 man8/autoturn-milter.8 \
+for m in man5/autoturn.conf.5 man5/autoturn-customers.5 man7/autoturn.7 man8/autoturn-milter.8 \
          man8/autoturn-policyd.8 man8/autoturn-flusher.8 man8/autoturnctl.8; do
   has "man page $m (gzip)" "-rw-r--r-- root root d /usr/share/man/$m.gz"
 done
@@ -108,6 +108,10 @@ printf '%s\n' "$pre" | grep -qF 'getent passwd autoturn >/dev/null || \' &&
 printf '%s\n' "$pre" | grep -qE '^ +useradd -r -g autoturn -d /var/lib/autoturn -s /sbin/nologin \\$' &&
   pass "%pre creates the system user autoturn when missing (no login)" ||
   fail "%pre creates the system user autoturn when missing (no login)" "$pre"
+printf '%s\n' "$pre" | grep -qF 'getent passwd autoturn-odmr >/dev/null || \' &&
+printf '%s\n' "$pre" | grep -qE '^ +useradd -r -U -M -d /nonexistent -s /sbin/nologin \\$' &&
+  pass "%pre creates the system user autoturn-odmr (ODMR before AUTH) when missing" ||
+  fail "%pre creates the system user autoturn-odmr" "$pre"
 bad=$(printf '%s\n' "$SCRIPTS" | grep -E '(>|\b(cp|mv|rm|install|ln|chmod|chown|sed -i)\b)[^|;&]*/etc/autoturn')
 [ -z "$bad" ] && pass "no scriptlet writes to /etc/autoturn" || fail "no scriptlet writes to /etc/autoturn" "$bad"
 printf '%s\n' "$SCRIPTS" | grep -qE '^if \[ ! -e /var/lib/autoturn/customers\.cdb \]; then$' &&

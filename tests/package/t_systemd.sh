@@ -7,10 +7,17 @@
 #   - each daemon runs as autoturn, with the capability bounding set, the
 #     seccomp filter and NoNewPrivileges the unit asks for (the flusher
 #     without NoNewPrivileges), sockets root:autoturn 0660 in /run/autoturn;
-#   - "systemctl reload" reloads policyd and the flusher (ExecReload);
+#   - Type=notify: each daemon told systemd it is ready (its STATUS= text
+#     is what systemd shows);
+#   - "systemctl reload" reloads all three (ExecReload, RELOADING=1/READY=1),
+#     and SIGHUP ("systemctl kill -s HUP") leaves each running, same PID,
+#     no restart;
+#   - the milter comes back after a clean exit (Restart=always);
 #   - stopping one unit keeps /run/autoturn and the others' sockets;
-#   - wired to the container's Postfix (Debian's defaults: smtpd chrooted,
-#     so loopback TCP listeners), mail for acme's domain is held; flushed to
+#   - wired to the container's Postfix as shipped (Debian's defaults: smtpd
+#     chrooted; the policy service on unix:private/autoturn-policy inside
+#     Postfix's queue directory, the milter on loopback TCP), mail for
+#     acme's domain is held; flushed to
 #     acme's server (an smtp-sink in the container that refuses after DATA)
 #     it bounces, and the bounce from the sandboxed flusher goes through
 #     Postfix's setgid postdrop into root's mailbox.
@@ -133,38 +140,79 @@ for d in milter policyd flusher; do
   [ "$(status_of "$p" Seccomp)" = 2 ] && pass "$p runs under a seccomp filter" ||
     fail "$p runs under a seccomp filter" "Seccomp: $(status_of "$p" Seccomp)"
 done
-# CAP_CHOWN 0, CAP_DAC_READ_SEARCH 2, CAP_SETGID 6, CAP_SETUID 7, CAP_NET_BIND_SERVICE 10
-[ "$(status_of autoturn-milter CapBnd)" = 00000000000000c5 ] && [ "$(status_of autoturn-policyd CapBnd)" = 00000000000000c5 ] &&
-  pass "milter and policyd: bounding set chown, dac_read_search, setgid, setuid" ||
-  fail "milter and policyd bounding set" "$(status_of autoturn-milter CapBnd) $(status_of autoturn-policyd CapBnd)"
+# CAP_CHOWN 0, CAP_DAC_OVERRIDE 1, CAP_DAC_READ_SEARCH 2, CAP_SETGID 6, CAP_SETUID 7,
+# CAP_NET_BIND_SERVICE 10
+[ "$(status_of autoturn-milter CapBnd)" = 00000000000000c5 ] &&
+  pass "milter: bounding set chown, dac_read_search, setgid, setuid" ||
+  fail "milter bounding set" "$(status_of autoturn-milter CapBnd)"
+[ "$(status_of autoturn-policyd CapBnd)" = 00000000000000c7 ] &&
+  pass "policyd: bounding set adds dac_override (its socket in Postfix's private/)" ||
+  fail "policyd bounding set" "$(status_of autoturn-policyd CapBnd)"
 [ "$(status_of autoturn-flusher CapBnd)" = 00000000000004c5 ] &&
   pass "flusher: bounding set adds net_bind_service" || fail "flusher bounding set" "$(status_of autoturn-flusher CapBnd)"
 [ "$(status_of autoturn-milter NoNewPrivs)" = 1 ] && [ "$(status_of autoturn-policyd NoNewPrivs)" = 1 ] &&
   pass "milter and policyd: NoNewPrivileges" || fail "milter and policyd: NoNewPrivileges"
 [ "$(status_of autoturn-flusher NoNewPrivs)" = 0 ] &&
   pass "flusher: no NoNewPrivileges (setgid postdrop)" || fail "flusher: no NoNewPrivileges"
-run in_ct stat -c '%U:%G %a %n' /run/autoturn /run/autoturn/milter.sock /run/autoturn/policyd.sock \
-  /run/autoturn/policyd-control.sock /run/autoturn/flusher.sock
+run in_ct stat -c '%U:%G %a %n' /run/autoturn /run/autoturn/milter.sock \
+  /run/autoturn/policyd-control.sock /run/autoturn/flusher.sock /var/spool/postfix/private/autoturn-policy
 [ "$OUT" = "root:autoturn 755 /run/autoturn
 root:autoturn 660 /run/autoturn/milter.sock
-root:autoturn 660 /run/autoturn/policyd.sock
 root:autoturn 660 /run/autoturn/policyd-control.sock
-root:autoturn 660 /run/autoturn/flusher.sock" ] && pass "/run/autoturn root:autoturn 755, sockets root:autoturn 660" ||
-  fail "/run/autoturn and its sockets" "$OUT" "$ERR"
+root:autoturn 660 /run/autoturn/flusher.sock
+root:postfix 660 /var/spool/postfix/private/autoturn-policy" ] &&
+  pass "/run/autoturn root:autoturn 755, sockets root:autoturn 660; the policy socket root:postfix 660 in Postfix's private/" ||
+  fail "/run/autoturn and the sockets" "$OUT" "$ERR"
 run in_ct sh -c 'nsenter -t $(pidof autoturn-policyd) -m touch /etc/autoturn/y'
 [[ "$ERR" == *"touch: cannot touch '/etc/autoturn/y': Read-only file system"* ]] &&
   pass "ProtectSystem=strict: /etc is read-only for the daemons" || fail "ProtectSystem=strict" "$OUT" "$ERR"
 
-# --- reload, stop one ---
-run in_ct systemctl reload autoturn-policyd autoturn-flusher
-expect "systemctl reload autoturn-policyd autoturn-flusher" 0
-run in_ct journalctl -q --no-pager -o cat -u autoturn-policyd -u autoturn-flusher
+# --- readiness, reload, SIGHUP, restart, stop one ---
+prop() { in_ct systemctl show -p "$2" --value "autoturn-$1"; }
+declare -A READY_TEXT=([milter]="filtering" [policyd]="serving policy requests" [flusher]="accepting flush requests")
+for d in milter policyd flusher; do
+  [ "$(prop "$d" Type)" = notify ] && [ "$(prop "$d" StatusText)" = "${READY_TEXT[$d]}" ] &&
+    pass "autoturn-$d: Type=notify, ready by sd_notify (status: ${READY_TEXT[$d]})" ||
+    fail "autoturn-$d ready by sd_notify" "Type=$(prop "$d" Type) StatusText=$(prop "$d" StatusText)"
+done
+declare -A PID0
+for d in milter policyd flusher; do PID0[$d]=$(prop "$d" MainPID); done
+reloads() { in_ct journalctl -q --no-pager -o cat -u "autoturn-$1" | grep -c '^/etc/autoturn/autoturn.conf: reloaded ('; }
+run in_ct systemctl reload autoturn-milter autoturn-policyd autoturn-flusher
+expect "systemctl reload autoturn-milter autoturn-policyd autoturn-flusher" 0
+run in_ct journalctl -q --no-pager -o cat -u autoturn-milter -u autoturn-policyd -u autoturn-flusher
+printf '%s\n' "$OUT" | grep -q '^/etc/autoturn/autoturn.conf: reloaded (listen' &&
 printf '%s\n' "$OUT" | grep -q '^/etc/autoturn/autoturn.conf: reloaded (sockets' &&
 printf '%s\n' "$OUT" | grep -q '^/etc/autoturn/autoturn.conf: reloaded (control socket' &&
-  pass "both daemons log the reload" || fail "both daemons log the reload" "$OUT"
+  pass "the three daemons log the reload" || fail "the three daemons log the reload" "$OUT"
+for d in milter policyd flusher; do
+  before=$(reloads "$d")
+  run in_ct systemctl kill -s HUP --kill-who=main "autoturn-$d"
+  for _ in $(seq 1 100); do [ "$(reloads "$d")" -gt "$before" ] && break; sleep 0.1; done
+  sleep 0.5
+  [ "$(reloads "$d")" -gt "$before" ] && [ "$(prop "$d" ActiveState)" = active ] &&
+    [ "$(prop "$d" MainPID)" = "${PID0[$d]}" ] && [ "$(prop "$d" NRestarts)" = 0 ] &&
+    [ "$(prop "$d" StatusText)" = "${READY_TEXT[$d]}" ] &&
+    pass "autoturn-$d: SIGHUP reloads; still active, same PID, no restart" ||
+    fail "autoturn-$d survives SIGHUP" "reloads $(reloads "$d") (before $before)" \
+      "$(prop "$d" ActiveState) pid $(prop "$d" MainPID) (was ${PID0[$d]}) restarts $(prop "$d" NRestarts)"
+done
+# a clean exit that nobody asked systemd for (the daemon's own SIGTERM
+# handling: it exits 0): only Restart=always brings it back
+run in_ct systemctl kill -s TERM --kill-who=main autoturn-milter
+back() { [ "$(prop milter ActiveState)" = active ] && [ "$(prop milter MainPID)" != "${PID0[milter]}" ] &&
+         [ "$(prop milter MainPID)" != 0 ]; }
+# libmilter notices the stop within 5 s (its select timeout); then the
+# restart, and READY=1 from the new process
+deadline=$(($(date +%s) + 90))
+until back || [ "$(date +%s)" -gt "$deadline" ]; do sleep 0.2; done
+back && [ "$(prop milter NRestarts)" = 1 ] && pass "the milter, stopped cleanly by SIGTERM, is started again (Restart=always)" ||
+  fail "Restart=always for the milter" "$(prop milter ActiveState)/$(prop milter SubState) pid $(prop milter MainPID) restarts $(prop milter NRestarts)" \
+    "$(in_ct journalctl -q --no-pager -o short-monotonic -u autoturn-milter | tail -n 15)" \
+    "$(in_ct ps -eo pid,stat,wchan:24,cmd | grep -v ' \[' | tail -n 25)"
 run in_ct systemctl stop autoturn-milter
 expect "systemctl stop autoturn-milter" 0
-in_ct test -S /run/autoturn/flusher.sock && in_ct test -S /run/autoturn/policyd.sock &&
+in_ct test -S /run/autoturn/flusher.sock && in_ct test -S /run/autoturn/policyd-control.sock &&
   pass "/run/autoturn and the other sockets stay (RuntimeDirectoryPreserve)" ||
   fail "/run/autoturn stays" "$(in_ct ls -la /run/autoturn 2>&1)"
 run in_ct systemctl start autoturn-milter
@@ -173,22 +221,22 @@ run in_ct systemctl is-active autoturn-milter
 expect_line "the milter runs again" out "active"
 
 # --- wired to the system Postfix: held, then bounced ---
-# Debian's Postfix runs smtpd and cleanup chrooted in /var/spool/postfix,
-# where /run/autoturn is out of reach: the milter and the policy service
-# listen on loopback TCP instead (docs/PACKAGING.md). "Local only" sets
+# Debian's Postfix runs smtpd and cleanup chrooted in /var/spool/postfix.
+# The policy service's shipped socket is inside it (unix:private/
+# autoturn-policy); /run/autoturn is out of reach, so the milter listens
+# on loopback TCP here (docs/PACKAGING.md). "Local only" sets
 # relay_transport = error, which makes smtpd refuse relay_domains at RCPT.
 sed -i -e 's|^    # listen = { "unix:/run/autoturn/milter.sock:0660" }$|    listen = { "inet:127.0.0.1:8891" }|' \
-       -e 's|^    # listen = { "unix:/run/autoturn/policyd.sock:0660" }$|    listen = { "inet:127.0.0.1:10031" }|' \
        "$R/etc/autoturn/autoturn.conf"
 run in_ct autoturnctl check-config
-expect "autoturn.conf with loopback listeners is valid" 0 "/etc/autoturn/autoturn.conf: ok"
-run in_ct systemctl restart autoturn-milter autoturn-policyd
-expect "restart the milter and policyd" 0
+expect "autoturn.conf with a loopback milter listener is valid" 0 "/etc/autoturn/autoturn.conf: ok"
+run in_ct systemctl restart autoturn-milter
+expect "restart the milter" 0
 run in_ct sh -c 'postconf -e "smtpd_milters = inet:127.0.0.1:8891" "milter_default_action = tempfail" \
   "relay_domains = virt.dom" "relay_transport = smtp" \
-  "smtpd_relay_restrictions = check_policy_service inet:127.0.0.1:10031, permit_mynetworks, reject_unauth_destination" &&
+  "smtpd_relay_restrictions = check_policy_service unix:private/autoturn-policy, permit_mynetworks, reject_unauth_destination" &&
   systemctl reload postfix'
-expect "Postfix: smtpd_milters and check_policy_service on loopback" 0
+expect "Postfix: smtpd_milters on loopback, check_policy_service on the shipped socket" 0
 run in_ct bash -s <<'SMTP'
 exec 3<>/dev/tcp/127.0.0.1/25
 reply() { local l; while IFS= read -r l <&3; do l=${l%$'\r'}; echo "$l"; [[ $l =~ ^[0-9]{3}\  ]] && break; done; }

@@ -4,10 +4,14 @@
  * a customer's spool through the real spool API (the same durable path
  * the milter uses), and print its id.
  *
- * usage: spool_put SPOOLDIR CUSTOMER SENDER RCPT [RCPT ...] < message
+ * usage: spool_put [-a CLIENT_ADDR] [-n CLIENT_NAME] [-h HELO] [-q QUEUE_ID]
+ *                  SPOOLDIR CUSTOMER SENDER RCPT [RCPT ...] < message
  * SENDER/RCPT are written without <>; "" is the null sender. A parameter
- * list may follow an address after a '|': "a@b|NOTIFY=SUCCESS".
+ * list may follow an address after a '|': "a@b|NOTIFY=SUCCESS". The
+ * options fill the envelope's client fields and queue id, as the milter
+ * would.
  */
+#include <getopt.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,11 +79,28 @@ main(int argc, char **argv)
     struct envelope e;
     struct spool *sp;
 
+    const char *caddr = NULL, *cname = NULL, *helo = NULL, *qid = "";
+    int ch;
+
+    while ((ch = getopt(argc, argv, "+a:n:h:q:")) != -1) {
+        switch (ch) {
+        case 'a': caddr = optarg; break;
+        case 'n': cname = optarg; break;
+        case 'h': helo = optarg; break;
+        case 'q': qid = optarg; break;
+        default: argc = 0; break;
+        }
+    }
+    argc -= optind - 1;
+    argv += optind - 1;
     if (argc < 5) {
-        fprintf(stderr, "usage: spool_put SPOOLDIR CUSTOMER SENDER RCPT... < message\n");
+        fprintf(stderr, "usage: spool_put [-a ADDR] [-n NAME] [-h HELO] [-q QUEUEID] SPOOLDIR "
+                "CUSTOMER SENDER RCPT... < message\n");
         return 64;
     }
     envelope_init(&e);
+    envelope_set_client(&e, caddr, cname, helo);
+    (void)str_copy(e.queue_id, sizeof(e.queue_id), qid);
     if ((sp = spool_new(argv[1])) == NULL || build_envelope(&e, argc, argv, &err) < 0 ||
         spool_writer_open(sp, &e, &w, &err) < 0)
         goto fail;

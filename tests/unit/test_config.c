@@ -84,7 +84,13 @@ test_defaults(void **state)
     assert_int_equal(cfg->milter.timeout, 300);
     assert_int_equal(cfg->milter.max_recipients, 1000);
     assert_string_equal(sockspec_format(&cfg->policyd.listen.spec[0], buf, sizeof(buf)),
-                        "unix:" AUTOTURN_RUN_DIR "/policyd.sock:0660");
+                        "unix:" AUTOTURN_POSTFIX_PRIVATE_DIR "/autoturn-policy:0660");
+    assert_string_equal(cfg->policyd.socket_group, "postfix");
+    assert_int_equal(cfg->policyd.trusted_listen.count, 0);
+    assert_int_equal(cfg->policyd.trusted_users.count, 1);
+    assert_string_equal(cfg->policyd.trusted_users.name[0], "postfix");
+    assert_int_equal(cfg->policyd.control_users.count, 0);
+    assert_int_equal(cfg->flusher.control_users.count, 0);
     assert_string_equal(sockspec_format(&cfg->policyd.control, buf, sizeof(buf)),
                         "unix:" AUTOTURN_RUN_DIR "/policyd-control.sock:0660");
     assert_int_equal(cfg->policyd.max_connections, 10000);
@@ -113,6 +119,8 @@ test_defaults(void **state)
     assert_string_equal(sockspec_format(&cfg->flusher.bounce_relay, buf, sizeof(buf)),
                         "inet:127.0.0.1:25");
     assert_string_equal(cfg->flusher.postmaster, "postmaster");
+    assert_int_equal(cfg->flusher.max_reconnects, 5);
+    assert_true(cfg->flusher.chunking);
     assert_false(cfg->flusher.hello.enable);
     assert_string_equal(sockspec_format(&cfg->flusher.hello.listen.spec[0], buf, sizeof(buf)),
                         "inet:*:1789");
@@ -129,6 +137,18 @@ test_defaults(void **state)
     assert_int_equal(cfg->flusher.odmr.max_sessions_per_address, 5);
     assert_int_equal(cfg->flusher.odmr.address_failures, 10);
     assert_int_equal(cfg->flusher.odmr.address_block, 900);
+    assert_string_equal(cfg->flusher.odmr.user, "autoturn-odmr");
+    assert_int_equal(cfg->flusher.odmr.preauth_timeout, 30);
+    assert_int_equal(cfg->flusher.odmr.max_preauth_sessions, 40);
+    assert_int_equal(cfg->flusher.odmr.account_failures, 5);
+    assert_int_equal(cfg->flusher.odmr.account_delay, 1);
+    assert_int_equal(cfg->flusher.odmr.account_delay_max, 60);
+    assert_int_equal(cfg->milter.metrics.listen.kind, SOCKSPEC_UNIX);   /* unset: metrics off */
+    assert_string_equal(cfg->milter.metrics.listen.path, "");
+    assert_int_equal(cfg->policyd.metrics.listen.kind, SOCKSPEC_UNIX);
+    assert_string_equal(cfg->policyd.metrics.listen.path, "");
+    assert_int_equal(cfg->flusher.metrics.listen.kind, SOCKSPEC_UNIX);
+    assert_string_equal(cfg->flusher.metrics.listen.path, "");
     x_free(cfg);
 }
 
@@ -184,6 +204,8 @@ check_full_flusher(const struct config_flusher *f)
     assert_string_equal(f->sendmail_command, "/usr/lib/sendmail");
     assert_string_equal(sockspec_format(&f->bounce_relay, buf, sizeof(buf)), "inet:192.0.2.1:2525");
     assert_string_equal(f->postmaster, "hostmaster@example.net");
+    assert_int_equal(f->max_reconnects, 2);
+    assert_false(f->chunking);
     assert_true(f->hello.enable);
     assert_int_equal(f->hello.listen.count, 2);
     assert_string_equal(sockspec_format(&f->hello.listen.spec[1], buf, sizeof(buf)), "inet:[::]:1789");
@@ -196,6 +218,7 @@ check_full_flusher(const struct config_flusher *f)
     assert_int_equal(f->odmr.auth_delay, 3);
     assert_int_equal(f->odmr.max_auth_failures, 5);
     assert_int_equal(f->odmr.timeout, 420);
+    assert_string_equal(sockspec_format(&f->metrics.listen, buf, sizeof(buf)), "inet:*:9743");
 }
 
 static void
@@ -240,6 +263,10 @@ test_full(void **state)
     assert_int_equal(cfg->policyd.grant_ttl, 5400);
     assert_string_equal(cfg->policyd.grant_file, "/srv/autoturn/grants");
     assert_int_equal(cfg->policyd.notify_interval, 120);
+    assert_string_equal(sockspec_format(&cfg->milter.metrics.listen, buf, sizeof(buf)),
+                        "inet:127.0.0.1:9741");
+    assert_string_equal(sockspec_format(&cfg->policyd.metrics.listen, buf, sizeof(buf)),
+                        "inet:[::1]:9742");
     check_full_flusher(&cfg->flusher);
     x_free(cfg);
 }
@@ -304,7 +331,7 @@ test_example_uncommented(void **state)
     example_path(src, sizeof(src));
     assert_true((fd = mkstemp(dst)) >= 0);
     close(fd);
-    assert_int_equal(uncomment(src, dst), 60);        /* every key of the schema */
+    assert_int_equal(uncomment(src, dst), 75);        /* every key of the schema */
     assert_int_equal(config_load(dst, cfg, collect, &e), 0);
     assert_int_equal(e.n, 0);
     unlink(dst);
@@ -370,12 +397,30 @@ static const struct bad_case bad_cases[] = {
         ":12: bad value 'x#y' for 'user': not a valid user or group name",
         ":13: bad value 'g//h' for 'group': not a valid user or group name",
         ":15: bad duration '5x' for 'grant_ttl': unknown unit (use s, m, h, d or w)" } },
+    { "bad_metrics.conf", {
+        ":3: no such option 'port'" } },
+    { "bad_metrics_socket.conf", {
+        ":6: bad socket 'inet:127.0.0.1' for 'listen': missing port" } },
+    { "bad_metrics_cross.conf", {
+        ": milter.metrics: listen must be an inet: address (Prometheus scrapes over TCP)",
+        ": policyd.metrics and flusher.metrics: listen on the same address "
+        "inet:127.0.0.1:9741" } },
     { "bad_cross.conf", {
         ": milter: listen needs at least one address",
         ": flusher.hello: listen needs at least one address",
         ": flusher.odmr: tls_cert and tls_key must be set together",
         ": flusher: bounce_method smtp needs bounce_relay",
         ": flusher: delay_warning must be shorter than max_age" } },
+    { "bad_trust.conf", {
+        ": policyd: trusted_listen takes inet: sockets only (/run/autoturn/p.sock): unix: peers "
+        "are trusted by their uid (trusted_users); list the socket in listen",
+        ": flusher.odmr: max_preauth_sessions (20) must not exceed max_sessions (10)",
+        ": flusher.odmr: user must be set and differ from flusher.user (pre-AUTH sessions must "
+        "not be able to read the spool)" } },
+    { "bad_trust_names.conf", {
+        ":3: bad value 'bad user' for 'trusted_users': not a valid user name",
+        ":4: bad value '-x' for 'control_users': not a valid user name",
+        ":7: too many names for 'control_users' (at most 16)" } },
 };
 
 static void

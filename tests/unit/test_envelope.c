@@ -138,6 +138,20 @@ static const struct bad_case bad_cases[] = {
     { "long queue id", "X-Autoturn-Version: 1\nX-Autoturn-Queue-Id: "
       "0123456789012345678901234567890123456789012345678901234567890123\n",
       "line 2: bad queue id '0123456789012345678901234567890123456789012345678901234567890123'" },
+    { "bad client addr", "X-Autoturn-Version: 1\nX-Autoturn-Client-Addr: 192.0.2.300\n",
+      "line 2: bad client address '192.0.2.300'" },
+    { "client addr name", "X-Autoturn-Version: 1\nX-Autoturn-Client-Addr: localhost\n",
+      "line 2: bad client address 'localhost'" },
+    { "bad client name", "X-Autoturn-Version: 1\nX-Autoturn-Client-Name: a b\n",
+      "line 2: bad client name 'a b'" },
+    { "empty client name", "X-Autoturn-Version: 1\nX-Autoturn-Client-Name:\n",
+      "line 2: bad client name ''" },
+    { "helo with (", "X-Autoturn-Version: 1\nX-Autoturn-Helo: a(b\n",
+      "line 2: bad HELO name 'a(b'" },
+    { "helo with space", "X-Autoturn-Version: 1\nX-Autoturn-Helo: a b\n",
+      "line 2: bad HELO name 'a b'" },
+    { "duplicate helo", "X-Autoturn-Version: 1\nX-Autoturn-Helo: a\nX-Autoturn-Helo: a\n",
+      "line 3: duplicate X-Autoturn-Helo" },
     { "rcpt without <>", HDR "X-Autoturn-Rcpt: r@virt.dom\n",
       "line 4: bad recipient: missing <address>" },
     { "rcpt empty", HDR "X-Autoturn-Rcpt:\n", "line 4: bad recipient: missing <address>" },
@@ -414,6 +428,59 @@ test_format_needs(void **state)
     }
 }
 
+/* the client fields: written when set, read back, optional (an old file
+ * without them parses with them empty), made safe by the setter */
+static void
+test_client_fields(void **state)
+{
+    static const char want[] =
+        "X-Autoturn-Version: 1\nX-Autoturn-Customer: acme\nX-Autoturn-Arrival: 5\n"
+        "X-Autoturn-Client-Addr: 2001:db8::7\nX-Autoturn-Client-Name: mx.example.org\n"
+        "X-Autoturn-Helo: [IPv6:2001:db8::7]\n"
+        "X-Autoturn-Sender: <s@x>\nX-Autoturn-Rcpt: <r@x>\nX-Autoturn-End:\n";
+    struct envelope e, back;
+    struct errbuf err;
+    char *text;
+    size_t len, hdr;
+
+    (void)state;
+    envelope_init(&e);
+    (void)str_copy(e.customer, sizeof(e.customer), "acme");
+    e.arrival = 5;
+    assert_int_equal(envelope_set_sender(&e, "s@x", NULL, &err), 0);
+    assert_int_equal(envelope_add_rcpt(&e, "r@x", NULL, &err), 0);
+    envelope_set_client(&e, "2001:db8::7", "mx.example.org", "[IPv6:2001:db8::7]");
+    assert_int_equal(envelope_format(&e, &text, &len, &err), 0);
+    assert_string_equal(text, want);
+    assert_int_equal(parse_text(text, &back, &hdr, &err), 0);
+    assert_string_equal(back.client_addr, "2001:db8::7");
+    assert_string_equal(back.client_name, "mx.example.org");
+    assert_string_equal(back.helo, "[IPv6:2001:db8::7]");
+    envelope_clear(&back);
+    x_free(text);
+    /* unsafe input: a bad address and name are dropped, the HELO made safe and cut */
+    envelope_set_client(&e, "not an address", "bad name", "a(b)\\c d\xe9");
+    assert_string_equal(e.client_addr, "");
+    assert_string_equal(e.client_name, "");
+    assert_string_equal(e.helo, "a?b??c?d?");
+    {
+        char longhelo[400];
+
+        memset(longhelo, 'h', sizeof(longhelo) - 1);
+        longhelo[sizeof(longhelo) - 1] = '\0';
+        envelope_set_client(&e, NULL, NULL, longhelo);
+        assert_int_equal(strlen(e.helo), ENVELOPE_HOST_MAX);
+    }
+    envelope_clear(&e);
+    /* an old file without the fields */
+    assert_int_equal(parse_text("X-Autoturn-Version: 1\nX-Autoturn-Customer: acme\n"
+                                "X-Autoturn-Arrival: 5\nX-Autoturn-Sender: <>\n"
+                                "X-Autoturn-Rcpt: <r@x>\nX-Autoturn-End:\n", &back, &hdr, &err), 0);
+    assert_string_equal(back.client_addr, "");
+    assert_string_equal(back.helo, "");
+    envelope_clear(&back);
+}
+
 static void
 test_setters_reject(void **state)
 {
@@ -592,6 +659,7 @@ main(void)
         cmocka_unit_test(test_format_exact),
         cmocka_unit_test(test_format_without_queue_id),
         cmocka_unit_test(test_format_needs),
+        cmocka_unit_test(test_client_fields),
         cmocka_unit_test(test_setters_reject),
         cmocka_unit_test(test_setters_lengths),
         cmocka_unit_test(test_sender_replaced),

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "util.h"
+#include "addr.h"
 #include "sockspec.h"
 
 struct parse_case {
@@ -367,6 +368,80 @@ test_inet_any(void **state)
     close(lfd);
 }
 
+/* peer_of - connect to text, accept on lfd, the peer's address as text
+ * (addr.c's normalised form); "refused" when the connect fails */
+static void
+peer_of(int lfd, const char *text, char *buf, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    struct sockspec conn;
+    struct ipaddr a;
+    const char *err = NULL;
+    int cfd, afd;
+
+    assert_int_equal(sockspec_parse(text, &conn, &err), 0);
+    if ((cfd = sockspec_connect(&conn, 1000, &err)) < 0) {
+        (void)str_copy(buf, size, "refused");
+        return;
+    }
+    afd = accept(lfd, (struct sockaddr *)&ss, &len);
+    assert_true(afd >= 0);
+    assert_int_equal(ipaddr_from_sockaddr((struct sockaddr *)&ss, &a), 0);
+    ipaddr_format(&a, buf, size);
+    close(afd);
+    close(cfd);
+}
+
+/* "*" is dual-stack: IPv4 and IPv6 clients on one socket, IPv4 peers
+ * seen as IPv4; "0.0.0.0" is IPv4 only, "[::]" IPv6 only */
+static void
+test_inet_any_dual_stack(void **state)
+{
+    struct sockspec spec;
+    const char *err = NULL;
+    char text[64], peer[IPADDR_TEXT_MAX];
+    int fd, lfd, on = 1;
+    socklen_t len = sizeof(on);
+    unsigned port;
+
+    (void)state;
+    if ((fd = socket(AF_INET6, SOCK_STREAM, 0)) < 0) {
+        skip();                 /* no IPv6 in this kernel: "*" is IPv4 (test_inet_any) */
+        return;
+    }
+    close(fd);
+    port = free_port(AF_INET6);
+    assert_int_equal(str_printf(text, sizeof(text), "inet:*:%u", port), 0);
+    assert_int_equal(sockspec_parse(text, &spec, &err), 0);
+    assert_true((lfd = sockspec_listen(&spec, 5, &err)) >= 0);
+    assert_int_equal(getsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, &on, &len), 0);
+    assert_false(on);
+    assert_int_equal(str_printf(text, sizeof(text), "inet:[::1]:%u", port), 0);
+    peer_of(lfd, text, peer, sizeof(peer));
+    assert_string_equal(peer, "::1");
+    assert_int_equal(str_printf(text, sizeof(text), "inet:127.0.0.1:%u", port), 0);
+    peer_of(lfd, text, peer, sizeof(peer));
+    assert_string_equal(peer, "127.0.0.1");
+    close(lfd);
+
+    assert_int_equal(str_printf(text, sizeof(text), "inet:0.0.0.0:%u", port), 0);
+    assert_int_equal(sockspec_parse(text, &spec, &err), 0);
+    assert_true((lfd = sockspec_listen(&spec, 5, &err)) >= 0);
+    assert_int_equal(str_printf(text, sizeof(text), "inet:[::1]:%u", port), 0);
+    peer_of(lfd, text, peer, sizeof(peer));
+    assert_string_equal(peer, "refused");
+    close(lfd);
+
+    assert_int_equal(str_printf(text, sizeof(text), "inet:[::]:%u", port), 0);
+    assert_int_equal(sockspec_parse(text, &spec, &err), 0);
+    assert_true((lfd = sockspec_listen(&spec, 5, &err)) >= 0);
+    assert_int_equal(str_printf(text, sizeof(text), "inet:127.0.0.1:%u", port), 0);
+    peer_of(lfd, text, peer, sizeof(peer));
+    assert_string_equal(peer, "refused");
+    close(lfd);
+}
+
 int
 main(void)
 {
@@ -380,6 +455,7 @@ main(void)
         cmocka_unit_test(test_inet4),
         cmocka_unit_test(test_inet6),
         cmocka_unit_test(test_inet_any),
+        cmocka_unit_test(test_inet_any_dual_stack),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

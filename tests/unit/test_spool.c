@@ -3,7 +3,9 @@
  * test_spool.c - the per-customer maildir spool: durable write and
  * byte-exact read back, modes, ordering, stats, every failure path of the
  * writer (nothing left behind), malformed files moved to bad/, delete,
- * envelope rewrite, the flush lock and concurrent writers.
+ * envelope rewrite, the flush lock and concurrent writers; the
+ * administrator's hold (hold/release, listing, stats, find) and the
+ * read-only peek that never moves a file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -721,7 +723,8 @@ test_delete(void **state)
     errno = 0;
     assert_int_equal(spool_delete(f->sp, CUST, id, &err), -1);
     assert_int_equal(errno, ENOENT);
-    assert_int_equal(str_printf(want, sizeof(want), "%s/" CUST ": no such spool file %s in new/ or cur/",
+    assert_int_equal(str_printf(want, sizeof(want),
+                                "%s/" CUST ": no such spool file %s in new/, cur/ or hold/",
                                 f->root, id), 0);
     assert_string_equal(err.msg, want);
     assert_int_equal(spool_delete(f->sp, CUST, "a/b", &err), -1);
@@ -950,6 +953,139 @@ test_concurrent_writers(void **state)
     assert_int_equal(count_dir(f, CUST "/tmp"), 0);
 }
 
+/* --- the administrator's hold --- */
+
+static void
+test_hold_release(void **state)
+{
+    struct fixture *f = *state;
+    char id1[SPOOL_ID_MAX], id2[SPOOL_ID_MAX], want[256], path[256];
+    struct spool_entry *v;
+    struct spool_stats st;
+    struct spool_msg *m;
+    struct errbuf err;
+    struct stat sb;
+    size_t n;
+
+    store(f->sp, CUST, "one", 3, 3, id1);
+    store(f->sp, CUST, "two", 3, 3, id2);
+    /* the daemons own the spool; root (autoturnctl) makes hold/ for them */
+    if (geteuid() == 0)
+        assert_int_equal(chown(path_of(f, CUST, path, sizeof(path)), 65534, 65534), 0);
+    assert_int_equal(spool_hold(f->sp, CUST, id1, &err), 0);
+    assert_int_equal(count_dir(f, CUST "/new"), 1);
+    assert_int_equal(count_dir(f, CUST "/" SPOOL_HOLD_DIR), 1);
+    assert_int_equal(lstat(path_of(f, CUST "/hold", path, sizeof(path)), &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0700);
+    if (geteuid() == 0)
+        assert_true(sb.st_uid == 65534 && sb.st_gid == 65534);
+    /* deliverable: only id2; every listing and the stats: both */
+    assert_int_equal(spool_list(f->sp, CUST, &v, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, id2);
+    x_free(v);
+    assert_int_equal(spool_list_all(f->sp, CUST, &v, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].id, id1);
+    assert_true(v[0].on_hold);
+    assert_false(v[1].on_hold);
+    x_free(v);
+    assert_int_equal(spool_stats(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.messages, 2);
+    assert_int_equal(st.on_hold, 1);
+    /* a flush cannot open it; someone who looks can */
+    assert_int_equal(spool_msg_open(f->sp, CUST, id1, &m, &err), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(spool_msg_peek(f->sp, CUST, id1, &m, &err), 0);
+    assert_int_equal(str_printf(want, sizeof(want), "%s/" CUST "/hold/%s", f->root, id1), 0);
+    assert_string_equal(spool_msg_path(m), want);
+    spool_msg_close(m);
+    /* twice */
+    assert_int_equal(spool_hold(f->sp, CUST, id1, &err), -1);
+    assert_int_equal(errno, EALREADY);
+    assert_int_equal(str_printf(want, sizeof(want), "%s/" CUST ": %s is already on hold",
+                                f->root, id1), 0);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(spool_release(f->sp, CUST, id2, &err), -1);
+    assert_int_equal(errno, EALREADY);
+    assert_int_equal(str_printf(want, sizeof(want), "%s/" CUST ": %s is not on hold",
+                                f->root, id2), 0);
+    assert_string_equal(err.msg, want);
+    /* back */
+    assert_int_equal(spool_release(f->sp, CUST, id1, &err), 0);
+    assert_int_equal(count_dir(f, CUST "/new"), 2);
+    assert_int_equal(count_dir(f, CUST "/" SPOOL_HOLD_DIR), 0);
+    assert_int_equal(spool_release(f->sp, CUST, "9.M1P1Q1.h", &err), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(str_printf(want, sizeof(want), "%s/" CUST ": no such spool file "
+                                "9.M1P1Q1.h in hold/", f->root), 0);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(spool_hold(f->sp, CUST, "9.M1P1Q1.h", &err), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(spool_hold(f->sp, CUST, "../x", &err), -1);
+    assert_string_equal(err.msg, "bad spool id '../x'");
+}
+
+static void
+test_hold_cur_and_delete(void **state)
+{
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX];
+    struct errbuf err;
+
+    store(f->sp, CUST, "x", 1, 1, id);
+    plant(f, CUST "/cur/5.M1P1Q1.h:2,S", "y");
+    assert_int_equal(spool_hold(f->sp, CUST, "5.M1P1Q1.h:2,S", &err), 0);
+    assert_int_equal(spool_hold(f->sp, CUST, id, &err), 0);
+    assert_int_equal(count_dir(f, CUST "/cur"), 0);
+    assert_int_equal(spool_release(f->sp, CUST, "5.M1P1Q1.h:2,S", &err), 0);
+    assert_int_equal(count_dir(f, CUST "/cur"), 1);    /* flags: back to cur/ */
+    assert_int_equal(spool_delete(f->sp, CUST, id, &err), 0);    /* from hold/ */
+    assert_int_equal(count_dir(f, CUST "/" SPOOL_HOLD_DIR), 0);
+}
+
+static void
+test_peek_never_moves(void **state)
+{
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX], want[512];
+    struct spool_msg *m = NULL;
+    struct errbuf err;
+
+    store(f->sp, CUST, "good", 4, 4, id);
+    assert_int_equal(spool_msg_peek(f->sp, CUST, id, &m, &err), 0);
+    assert_string_equal(spool_msg_envelope(m)->sender, "s@example.org");
+    spool_msg_close(m);
+    plant(f, CUST "/new/1.M1P1Q1.h", "From: x\n\nno envelope\n");
+    assert_int_equal(spool_msg_peek(f->sp, CUST, "1.M1P1Q1.h", &m, &err), SPOOL_MALFORMED);
+    assert_null(m);
+    assert_int_equal(str_printf(want, sizeof(want), "malformed spool file %s/" CUST
+                                "/new/1.M1P1Q1.h: line 1: missing X-Autoturn-Version",
+                                f->root), 0);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(count_dir(f, CUST "/new"), 2);     /* still there */
+    assert_int_equal(count_dir(f, CUST "/bad"), 0);
+}
+
+static void
+test_find(void **state)
+{
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX], other[SPOOL_ID_MAX], who[CUSTOMER_NAME_MAX + 1];
+    struct errbuf err;
+
+    store(f->sp, CUST, "x", 1, 1, id);
+    store(f->sp, "beta", "y", 1, 1, other);
+    assert_int_equal(spool_find(f->sp, other, who, sizeof(who), &err), 1);
+    assert_string_equal(who, "beta");
+    assert_int_equal(spool_hold(f->sp, CUST, id, &err), 0);
+    assert_int_equal(spool_find(f->sp, id, who, sizeof(who), &err), 1);
+    assert_string_equal(who, CUST);
+    assert_int_equal(spool_find(f->sp, "9.M1P1Q1.h", who, sizeof(who), &err), 0);
+    assert_int_equal(spool_find(f->sp, "a/b", who, sizeof(who), &err), -1);
+    assert_string_equal(err.msg, "bad spool id 'a/b'");
+}
+
 int
 main(void)
 {
@@ -981,6 +1117,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_symlink_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_cur_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peek_never_moves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_find, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

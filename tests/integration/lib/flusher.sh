@@ -11,7 +11,9 @@
 #   fl_customers DIR           compile the customer source on stdin
 #   fl_start DIR / fl_stop     the flusher in the foreground (pid FL_PID),
 #                              log in DIR/flusher.log
-#   fl_put DIR CUSTOMER FILE RCPT...   hold FILE (sender s@example.org)
+#   fl_put DIR CUSTOMER FILE RCPT...   hold FILE (sender s@example.org;
+#                              spool_put options in FL_PUT_OPTS, e.g. the client;
+#                              FL_PUT_SENDER replaces the sender: "addr|PARAMS")
 #   fl_held DIR CUSTOMER       number of held messages
 #   fl_ctl DIR ARGS...         autoturnctl -c DIR/autoturn.conf ARGS...
 #   fl_raw DIR LINE            send one control line, print the reply lines
@@ -94,7 +96,10 @@ fl_stop() {
 
 fl_put() {
   local dir=$1 cust=$2 file=$3; shift 3
-  "$SPOOL_PUT" "$dir/spool" "$cust" s@example.org "$@" <"$file" >/dev/null || return 1
+  # shellcheck disable=SC2086
+  "$SPOOL_PUT" ${FL_PUT_OPTS:-} "$dir/spool" "$cust" "${FL_PUT_SENDER:-s@example.org}" "$@" \
+    <"$file" >/dev/null ||
+    return 1
   chown -R nobody "$dir/spool"
 }
 

@@ -2,6 +2,9 @@
 # odmr.sh - ODMR (RFC 2645) helpers for the integration tests (sourced
 # after postfix.sh and flusher.sh).
 #
+#   od_user                       the user ODMR sessions run as before AUTH
+#                                 (autoturn-odmr, the default odmr.user),
+#                                 created as a system user if missing
 #   od_setup DIR PORT [LINE...]   customers acme (virt.dom, other.dom; atrn;
 #                                 password "secret1"), beta (beta.example;
 #                                 atrn; "secret2"), gamma (gamma.example;
@@ -20,8 +23,15 @@
 #   od_msg FILE TAG [LINE...]     a message with a unique Message-ID
 : "${AUTOTURNCTL:?set by ctest}"
 
+od_user() {
+  id autoturn-odmr >/dev/null 2>&1 ||
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+      autoturn-odmr 2>/dev/null || id autoturn-odmr >/dev/null 2>&1
+}
+
 od_setup() {
   local dir=$1 port=$2 s1 s2 s3; shift 2
+  od_user || return 1
   s1=$(printf secret1 | "$AUTOTURNCTL" secret) || return 1
   s2=$(printf secret2 | "$AUTOTURNCTL" secret) || return 1
   s3=$(printf secret3 | "$AUTOTURNCTL" secret) || return 1

@@ -3,10 +3,14 @@
 # flusher for the integration tests (sourced after postfix.sh).
 #
 #   pd_setup DIR PORT CUSTOMER-SOURCE-TEXT [extra policyd settings]
-#                          write DIR/autoturn.conf (policy socket
-#                          inet:127.0.0.1:PORT, control DIR/control.sock,
-#                          flusher DIR/flusher.sock, grants DIR/grants/grants,
-#                          user nobody) and compile DIR/customers.cdb
+#                          write DIR/autoturn.conf (policy sockets
+#                          inet:127.0.0.1:PORT, untrusted, and
+#                          unix:DIR/policy.sock mode 0666, trusted for root
+#                          and postfix only, plus the entries in PD_LISTEN,
+#                          e.g. '"unix:/q/private/p:0660"'; control
+#                          DIR/control.sock, flusher DIR/flusher.sock, grants
+#                          DIR/grants/grants, user nobody) and compile
+#                          DIR/customers.cdb
 #   pd_start DIR / pd_stop DIR    (pid in PD_PID; log in DIR/policyd.log)
 #   flusher_start DIR / flusher_stop
 #                          THE FAKE FLUSHER: autoturn-flusher is written
@@ -16,7 +20,8 @@
 #                          line it receives to DIR/flush.log and closes
 #                          (as ctl_notify expects, it does not answer).
 #   flush_count DIR REGEX  lines of DIR/flush.log matching REGEX
-#   policy_ask PORT ATTR=VALUE...  one request over TCP; prints the action
+#   policy_ask PORT|PATH ATTR=VALUE...  one request over TCP (a port) or
+#                          a UNIX socket (a path); prints the action
 : "${BUILDDIR:?set by ctest}"
 POLICYD=${POLICYD:-$BUILDDIR/policyd/autoturn-policyd}
 
@@ -39,7 +44,7 @@ customers {
     check_interval = 0s
 }
 policyd {
-    listen = { "inet:127.0.0.1:$port" }
+    listen = { "inet:127.0.0.1:$port", "unix:$dir/policy.sock:0666"${PD_LISTEN:+, $PD_LISTEN} }
     control = "unix:$dir/control.sock:0600"
     user = nobody
     group = nogroup
@@ -113,12 +118,17 @@ flush_count() {
 }
 
 policy_ask() {
-  local port=$1; shift
-  python3 - "$port" "$@" <<'PY'
+  local to=$1; shift
+  python3 - "$to" "$@" <<'PY'
 import socket, sys
-port = int(sys.argv[1])
+to = sys.argv[1]
 req = "request=smtpd_access_policy\n" + "".join(a + "\n" for a in sys.argv[2:]) + "\n"
-s = socket.create_connection(("127.0.0.1", port), timeout=5)
+if to.isdigit():
+    s = socket.create_connection(("127.0.0.1", int(to)), timeout=5)
+else:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(to)
 s.sendall(req.encode())
 buf = b""
 while not buf.endswith(b"\n\n"):

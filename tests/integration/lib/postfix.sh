@@ -124,13 +124,14 @@ wait_port() {   # HOST PORT [SECONDS]
   return 1
 }
 
-sink_start() {   # NAME ADDR:PORT DIR [options]
-  local name=$1 addr=$2 dir=$3; shift 3
+sink_start() {   # NAME ADDR:PORT DIR [options]  (IPv6: [::1]:PORT and option -6)
+  local name=$1 addr=$2 dir=$3 host; shift 3
   mkdir -p "$dir"
   chown nobody "$dir"
   smtp-sink -u nobody -c -d "$dir/%H%M%S." "$@" "$addr" 256 >"$dir.log" 2>&1 &
   eval "SINK_PID_$name=$!"
-  wait_port "${addr%:*}" "${addr##*:}"
+  host=${addr%:*}; host=${host#[}; host=${host%]}
+  wait_port "$host" "${addr##*:}"
 }
 
 sink_stop() {
