@@ -37,6 +37,7 @@
 #include "dsn.h"
 #include "log.h"
 #include "metrics.h"
+#include "mxparse.h"
 #include "peer.h"
 #include "smtpc.h"
 #include "sockspec.h"
@@ -285,11 +286,6 @@ target_host(struct targets *t, const char *host, unsigned port, struct errbuf *e
     return 0;
 }
 
-struct mx {
-    unsigned pref;
-    char host[NS_MAXDNAME];
-};
-
 static int
 mx_cmp(const void *a, const void *b)
 {
@@ -305,10 +301,7 @@ static int
 mx_lookup(const char *domain, struct mx *mx, size_t max, struct errbuf *err)
 {
     unsigned char ans[DNS_ANSWER_MAX];
-    const unsigned char *rd;
-    ns_msg msg;
-    ns_rr rr;
-    int len, i, n = 0;
+    int len, n;
 
     len = res_query(domain, ns_c_in, ns_t_mx, ans, sizeof(ans));
     if (len < 0) {
@@ -317,20 +310,9 @@ mx_lookup(const char *domain, struct mx *mx, size_t max, struct errbuf *err)
         errbuf_set(err, "MX lookup for %s failed: %s", domain, hstrerror(h_errno));
         return -1;
     }
-    if (ns_initparse(ans, len, &msg) < 0) {
+    if ((n = mxparse_answer(ans, len, mx, max)) < 0) {
         errbuf_set(err, "MX lookup for %s: malformed answer", domain);
         return -1;
-    }
-    for (i = 0; i < ns_msg_count(msg, ns_s_an) && (size_t)n < max; i++) {
-        if (ns_parserr(&msg, ns_s_an, i, &rr) < 0 || ns_rr_type(rr) != ns_t_mx ||
-            ns_rr_rdlen(rr) < 3)
-            continue;
-        rd = ns_rr_rdata(rr);
-        mx[n].pref = ns_get16(rd);
-        if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), rd + 2, mx[n].host,
-                               sizeof(mx[n].host)) < 0)
-            continue;
-        n++;
     }
     qsort(mx, (size_t)n, sizeof(*mx), mx_cmp);
     return n;

@@ -905,6 +905,7 @@ reload(void)
     o->max_age = n->max_age;
     o->delay_warning = n->delay_warning;
     o->sweep_interval = n->sweep_interval;
+    o->tmp_max_age = n->tmp_max_age;
     o->control_users = n->control_users;
     control_users_load();
     fl.cfg.log_level = nc->log_level;

@@ -8,9 +8,9 @@
 #define AUTOTURN_ODMR_DELIVER_H
 
 #include "config.h"
+#include "odmr_parse.h"           /* ODMR_DOMAINS_MAX */
 #include "spool.h"
 
-#define ODMR_DOMAINS_MAX 64         /* domains in one ATRN */
 
 struct odmr_delivery_args {
     const struct config *cfg;

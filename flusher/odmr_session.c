@@ -43,16 +43,15 @@
 #include "deliver.h"
 #include "log.h"
 #include "netio.h"
+#include "odmr_parse.h"
 #include "odmr_deliver.h"
 #include "odmr_session.h"
 #include "units.h"
 #include "util.h"
 
-#define ODMR_LINE_MAX       2048   /* a command or AUTH response line, without CRLF */
 #define ODMR_COMMANDS_MAX   100    /* commands before ATRN */
 #define ODMR_ERRORS_MAX     10     /* refused or malformed commands before ATRN */
 #define ODMR_REPLY_TIMEOUT  60     /* seconds to write one reply */
-#define ODMR_AUTH_DECODED   1024   /* bytes of a decoded AUTH response */
 #define RELAY_BUF           16384
 
 struct session {
@@ -148,38 +147,6 @@ set_who(struct session *s)
                          s->customer);
     else
         (void)str_printf(s->who, sizeof(s->who), "client=%s", s->a->peer);
-}
-
-/* --- base64 (OpenSSL's EVP block coder) --- */
-
-static int
-b64_encode(const void *in, size_t len, char *out, size_t size)
-{
-    if (len > INT32_MAX / 2 || 4 * ((len + 2) / 3) + 1 > size)
-        return -1;
-    (void)EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-    return 0;
-}
-
-/* b64_decode - strict: length a multiple of 4, padding only at the end;
- * the decoded length excludes padding. -1 on bad input or no room. */
-static ssize_t
-b64_decode(const char *in, size_t len, unsigned char *out, size_t size)
-{
-    size_t pad = 0;
-    int n;
-
-    if (len == 0)
-        return 0;
-    if (len % 4 != 0 || len / 4 * 3 > size || len > INT32_MAX)
-        return -1;
-    if (in[len - 1] == '=')
-        pad = in[len - 2] == '=' ? 2 : 1;
-    if (memchr(in, '=', len - pad) != NULL)
-        return -1;
-    if ((n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len)) < 0)
-        return -1;
-    return (ssize_t)((size_t)n - pad);
 }
 
 /* --- input --- */
@@ -346,18 +313,10 @@ read_response(struct session *s, size_t *len_r)
 static void
 cram_fields(const unsigned char *dec, ssize_t n, char *user, size_t usize, const char **digest)
 {
-    const char *sp;
-
-    user[0] = '\0';
-    *digest = "";
-    if (n <= 0 || strlen((const char *)dec) != (size_t)n)
-        return;
-    sp = strrchr((const char *)dec, ' ');
-    if (sp == NULL || (size_t)(sp - (const char *)dec) >= usize || strlen(sp + 1) != 32)
-        return;
-    memcpy(user, dec, (size_t)(sp - (const char *)dec));
-    user[sp - (const char *)dec] = '\0';
-    *digest = sp + 1;
+    if (n <= 0 || odmr_cram_fields(dec, (size_t)n, user, usize, digest) < 0) {
+        user[0] = '\0';
+        *digest = "";
+    }
 }
 
 static void
@@ -374,7 +333,7 @@ auth_cram(struct session *s)
 
     if (ctl_msg_init(&req, "CHALLENGE") < 0 || broker(s, &req, &ans, NULL) < 0
         || strcmp(ans.verb, "OK") != 0 || (challenge = ctl_msg_get(&ans, "challenge")) == NULL
-        || b64_encode(challenge, strlen(challenge), enc, sizeof(enc)) < 0
+        || odmr_b64_encode(challenge, strlen(challenge), enc, sizeof(enc)) < 0
         || str_printf(line334, sizeof(line334), "334 %s", enc) < 0) {
         refuse(s, "454 4.7.0 Temporary authentication failure");
         return;
@@ -382,27 +341,11 @@ auth_cram(struct session *s)
     reply(s, line334);
     if (s->done || (resp = read_response(s, &len)) == NULL)
         return;
-    n = b64_decode(resp, len, dec, sizeof(dec) - 1);
+    n = odmr_b64_decode(resp, len, dec, sizeof(dec) - 1);
     if (n >= 0)
         dec[n] = '\0';
     cram_fields(dec, n, user, sizeof(user), &digest);
     auth_ask(s, "CRAM-MD5", user, "digest", digest, NULL, NULL);
-}
-
-/* plain_fields - authzid NUL authcid NUL password (RFC 4616) */
-static int
-plain_fields(const unsigned char *d, size_t n, const char **authz, const char **user,
-             const char **pass, size_t *passlen)
-{
-    const unsigned char *p1 = memchr(d, '\0', n), *p2;
-
-    if (p1 == NULL || (p2 = memchr(p1 + 1, '\0', n - (size_t)(p1 + 1 - d))) == NULL)
-        return -1;
-    *authz = (const char *)d;
-    *user = (const char *)p1 + 1;
-    *pass = (const char *)p2 + 1;
-    *passlen = n - (size_t)(p2 + 1 - d);
-    return memchr(*pass, '\0', *passlen) == NULL ? 0 : -1;
 }
 
 static void
@@ -426,10 +369,10 @@ auth_plain(struct session *s, const char *initial)
             return;
     }
     len = strlen(resp);
-    n = b64_decode(resp, len, dec, sizeof(dec) - 1);
+    n = odmr_b64_decode(resp, len, dec, sizeof(dec) - 1);
     if (n > 0) {
         dec[n] = '\0';
-        if (plain_fields(dec, (size_t)n, &authz, &authc, &pass, &passlen) < 0)
+        if (odmr_plain_fields(dec, (size_t)n, &authz, &authc, &pass, &passlen) < 0)
             authz = authc = pass = "";
     }
     auth_ask(s, "PLAIN", authc, "authz", authz, "pass", pass);
@@ -527,28 +470,25 @@ cmd_starttls(struct session *s, const char *arg)
 
 /* --- ATRN --- */
 
-/* domain_list - "d1,d2,..." normalised into list; NULL, or the reply */
+/* domain_list - "d1,d2,..." normalised (odmr_parse_domains) into the
+ * comma-separated list for the delivery process; NULL, or the reply */
 static const char *
 domain_list(char *arg, char *list, size_t size)
 {
-    char norm[DOMAIN_MAX + 1], *p, *next;
-    size_t used = 0, k, n = 0;
-    const char *e;
+    struct odmr_domains d;
+    const char *reply;
+    size_t i, k, used = 0;
 
     list[0] = '\0';
-    for (p = arg; p != NULL; p = next) {
-        if ((next = strchr(p, ',')) != NULL)
-            *next++ = '\0';
-        if (++n > ODMR_DOMAINS_MAX)
-            return "501 5.5.4 Too many domains";
-        if (domain_normalise(p, norm, sizeof(norm), &e) < 0)
-            return "501 5.5.4 Syntax: ATRN [domain[,domain...]]";
-        k = strlen(norm);
+    if (odmr_parse_domains(arg, &d, &reply) < 0)
+        return reply;
+    for (i = 0; i < d.n; i++) {
+        k = strlen(d.v[i]);
         if (used + k + 2 > size)
             return "501 5.5.4 Domain list too long";
         if (used > 0)
             list[used++] = ',';
-        memcpy(list + used, norm, k + 1);
+        memcpy(list + used, d.v[i], k + 1);
         used += k;
     }
     return NULL;

@@ -6,11 +6,14 @@
  * customer's spool lock (taken without waiting: a customer whose flush
  * runs is skipped this round). A message leaves the spool only after its
  * DSN was accepted by the local MTA (or when no recipient wants one), so a
- * crash here at worst sends a DSN twice.
+ * crash here at worst sends a DSN twice. It also removes what an
+ * interrupted write left in a customer's tmp/ (maildir convention: a file
+ * unchanged for tmp_max_age, default 36 hours, has no writer any more).
  *
  * SECURITY: spool files are parsed by the spool and envelope modules
  * (bounded); marker names come from spool ids (spool_list) or from the
- * warned/ directory, where only names that are no current id are removed.
+ * warned/ directory, where only names that are no current id are removed;
+ * in tmp/ only regular files are removed (lstat: no link is followed).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -38,7 +41,7 @@ struct sweep {
     const struct config *cfg;
     struct spool *spool;
     struct custdb *db;
-    unsigned long customers, bounced, warned, skipped;
+    unsigned long customers, bounced, warned, skipped, tmp_removed;
     uint64_t held, held_bytes;       /* what is left after the sweep: the held metrics */
     time_t oldest;                   /* 0: nothing held */
 };
@@ -193,6 +196,65 @@ markers_clean(const struct cust *c, const struct spool_entry *v, size_t n)
     while ((de = readdir(d)) != NULL)
         if (de->d_name[0] != '.' && !listed(de->d_name, v, n))
             marker_remove(c, de->d_name);
+    closedir(d);
+}
+
+/* --- tmp/ leftovers --- */
+
+/* tmp_stale - a regular file whose data and inode are older than the age */
+
+static bool
+tmp_stale(const struct cust *c, const struct stat *st, uint64_t *age_r)
+{
+    time_t newest = st->st_mtime > st->st_ctime ? st->st_mtime : st->st_ctime;
+
+    if (!S_ISREG(st->st_mode) || c->now < newest)
+        return false;
+    *age_r = (uint64_t)(c->now - newest);
+    return *age_r >= c->s->cfg->flusher.tmp_max_age;
+}
+
+/* tmp_clean - remove the files an interrupted write left in tmp/ (a
+ * milter killed mid-message, a flush process killed while rewriting an
+ * envelope). No lock is needed: a writer changes its file all the time,
+ * and a file unchanged for tmp_max_age has none. */
+
+static void
+tmp_clean(struct cust *c)
+{
+    char dir[PATH_MAX], age[32];
+    struct dirent *de;
+    struct stat st;
+    uint64_t a;
+    DIR *d;
+
+    if (path_join(dir, sizeof(dir), c->dir, "tmp") < 0)
+        return;
+    if ((d = opendir(dir)) == NULL) {
+        if (errno != ENOENT)
+            log_warn("customer=%s: opendir %s", c->name, dir);
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT)
+                log_warn("customer=%s: stat %s/%s", c->name, dir, de->d_name);
+            continue;
+        }
+        if (!tmp_stale(c, &st, &a))
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+            if (errno != ENOENT)
+                log_warn("customer=%s: unlink %s/%s", c->name, dir, de->d_name);
+            continue;
+        }
+        units_format_duration(a, age, sizeof(age));
+        log_info("customer=%s: removed tmp/%s (%lld bytes, unchanged for %s): left by an "
+                 "interrupted write", c->name, de->d_name, (long long)st.st_size, age);
+        c->s->tmp_removed++;
+    }
     closedir(d);
 }
 
@@ -442,6 +504,7 @@ customer(struct sweep *s, const char *name)
         return;
     }
     markers_clean(&c, v, n);
+    tmp_clean(&c);
     if (n == 0 || !due(&c, &v[0], threshold(&c)))
         goto out;
     if ((rc = spool_lock(s->spool, name, false, &fd, &err)) == 0) {
@@ -484,9 +547,9 @@ sweep_child(const struct config *cfg, struct spool *sp, int status_fd)
     for (i = 0; i < n; i++)
         customer(&s, names[i]);
     metrics_held(s.held, s.held_bytes, s.oldest);
-    if (s.bounced + s.warned + s.skipped > 0)
-        log_info("sweep done: customers=%lu, bounced=%lu, warned=%lu, skipped=%lu",
-                 s.customers, s.bounced, s.warned, s.skipped);
+    if (s.bounced + s.warned + s.skipped + s.tmp_removed > 0)
+        log_info("sweep done: customers=%lu, bounced=%lu, warned=%lu, skipped=%lu, "
+                 "tmp_removed=%lu", s.customers, s.bounced, s.warned, s.skipped, s.tmp_removed);
     spool_names_free(names, n);
     custdb_free(s.db);
     _exit(0);

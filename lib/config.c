@@ -139,6 +139,7 @@ static const struct key keys[] = {
     NUM("flusher", "max_age", K_DURATION, flusher.max_age, 1, 3650ULL * DAY),
     NUM("flusher", "delay_warning", K_DURATION, flusher.delay_warning, 0, 3650ULL * DAY),
     NUM("flusher", "sweep_interval", K_DURATION, flusher.sweep_interval, 1, DAY),
+    NUM("flusher", "tmp_max_age", K_DURATION, flusher.tmp_max_age, 1, 3650ULL * DAY),
     STR("flusher", "myhostname", K_HOST, flusher.myhostname, 0),
     STR("flusher", "bounce_method", K_BOUNCE, flusher.bounce_method, 0),
     STR("flusher", "sendmail_command", K_PATH, flusher.sendmail_command, KF_EMPTY),
@@ -601,6 +602,7 @@ defaults_flusher(struct config_flusher *f)
     f->max_age = 5 * DAY;
     f->delay_warning = 0;
     f->sweep_interval = 10 * 60;
+    f->tmp_max_age = 36 * 3600;
     (void)str_copy(f->bounce_method, sizeof(f->bounce_method), "sendmail");
     (void)str_copy(f->sendmail_command, sizeof(f->sendmail_command), "/usr/sbin/sendmail");
     default_sock(&f->bounce_relay, "inet:127.0.0.1:25");

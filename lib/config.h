@@ -112,6 +112,7 @@ struct config_flusher {
     uint64_t max_age;                 /* held mail older than this is bounced; default 5d */
     uint64_t delay_warning;           /* 0 = off */
     uint64_t sweep_interval;          /* expiry sweep; default 10m */
+    uint64_t tmp_max_age;             /* tmp/ files unchanged this long are removed; 36h */
     char myhostname[CONFIG_TEXT_MAX]; /* "" = gethostname() */
     char bounce_method[16];           /* "sendmail" (default) or "smtp" */
     char sendmail_command[CONFIG_TEXT_MAX]; /* default /usr/sbin/sendmail */

@@ -45,6 +45,23 @@ expect_line() {
   fi
 }
 
+# wait_for SECONDS CMD... : poll CMD every 0.1 s until it succeeds (0) or
+# SECONDS have passed by the clock (1; CMD itself may be slow on a loaded
+# machine, so the deadline is not a count of tries). Every check of
+# something asynchronous (a log line, a file, a process) goes through this,
+# never a single look.
+wait_for() {
+  local end=$((SECONDS + $1)); shift
+  while [ "$SECONDS" -lt "$end" ]; do "$@" && return 0; sleep 0.1; done
+  "$@"
+}
+
+# wait_log FILE ERE [SECONDS] : wait_for a line of FILE matching ERE (default 20 s)
+wait_log() { wait_for "${3:-20}" grep -Eq -- "$2" "$1"; }
+
+# wait_gone PID [SECONDS] : wait_for process PID to end (default 20 s)
+wait_gone() { wait_for "${2:-20}" eval "! kill -0 $1 2>/dev/null"; }
+
 finish() {
   echo "$PASSED passed, $FAILED failed"
   [ "$FAILED" -eq 0 ]

@@ -133,7 +133,7 @@ grep -q 'acme: flush requested, to=127.0.0.2, reason=etrn$' "$D/policyd.log" &&
 # --- 5. fetchmail with a grant tied to acme: delivered to the asker ---
 hold a3 x@virt.dom
 e2e_until 60 1 e2e_held acme || fail "a3 held" "$(e2e_held acme)"
-run e2e_ctl grant 127.0.0.1 --customer acme --ttl 10m
+run e2e_ctl grant 127.0.0.1 --customer acme --ttl 1h
 expect "autoturnctl grant 127.0.0.1 --customer acme" 0 "granted 127.0.0.1 until "
 fm virt.dom
 [ "$RC" = 0 ] && pass "fetchmail ETRN virt.dom with the grant: exit 0" || fail "fetchmail granted: exit 0" "rc=$RC" "$OUT" "$ERR"

@@ -70,11 +70,14 @@ for f in "$D"/sink-HOME/*; do
   grep -q "Subject: m2" "$f" && e2e_sink_same "$WORK/m2" "$f" && same=$((same + 1))
 done
 [ $same = 2 ] && pass "byte for byte as sent into Postfix" || fail "content" "$same of 2"
+# the session logs "flush done" after it closed the connection: fetchmail
+# may have exited before that
 grep -Eq "customer=roamer, id=[^ ]+, to=<a@virt.dom>, relay=\[127.0.0.1\]:[0-9]+, delay=[0-9]+s, status=sent \(250 " "$D/flusher.log" &&
-  grep -q "customer=roamer: flush done: delivered=2, deferred=0, bounced=0" "$D/flusher.log" &&
+  e2e_wait 30 grep -q "customer=roamer: flush done: delivered=2, deferred=0, bounced=0" "$D/flusher.log" &&
   pass "the flusher logs each recipient and the flush" || fail "log" "$(grep roamer "$D/flusher.log")"
 
 # --- 4. the next poll: nothing held -> 453, exit 0 ---
+e2e_wait 30 eval "! fl_locked '$D' roamer"       # the session above has let go
 out=$(FETCHMAILHOME=$home timeout 120 fetchmail -v --pidfile "$home/pid" -f "$home/rc" 2>&1)
 rc=$?
 [ $rc = 0 ] && printf '%s\n' "$out" | grep -q "ODMR< 453 You have no mail" &&

@@ -88,6 +88,7 @@ expect "flush acme --wait: exit 0" 0 "delivered 2, deferred 0, bounced 0"
   fail "acme delivered" "$(ls "$D/sink-ACME")" "$(e2e_held acme)"
 grep -q 'customer=acme: flush started (pid [0-9]*, reason=manual)$' "$D/flusher.log" &&
   pass "flusher log: flush started, reason=manual" || fail "flusher manual log" "$(grep started "$D/flusher.log")"
+fl_idle "$D" acme         # the flush process answers, then unlocks and exits
 run e2e_ctl flush acme --wait
 expect_line "flush acme again: nothing held, exit 0" out "delivered 0, deferred 0, bounced 0"
 run e2e_ctl flush beta --wait

@@ -30,6 +30,8 @@ customer beta
     tls none
 SRC
 fl_config "$D" "retry_interval = 1h"
+# section 6 holds a flush at its greeting while it checks things: a long wait
+sed -i 's/greeting_timeout = 10s/greeting_timeout = 300s/' "$D/autoturn.conf"
 fl_start "$D" || { fail "flusher starts" "$(cat "$D/flusher.log")"; finish; exit 1; }
 pass "flusher starts as nobody"
 
@@ -100,6 +102,7 @@ run fl_raw "$D" "HELLO"
 expect_line "unknown verb" out "ERR code=unknown-verb text=HELLO"
 run fl_raw "$D" "PING"
 expect_line "PING" out "OK"
+fl_idle "$D" acme
 run fl_ctl "$D" flush acme --to 127.0.0.2 --wait
 expect "then delivered to 127.0.0.2" 0 "delivered 1, deferred 0, bounced 0"
 
@@ -110,6 +113,7 @@ sink_start B "127.0.0.3:$PB" "$D/sinkB1" -r rcpt || fail "sink B -r rcpt"
 run fl_ctl "$D" flush beta --wait
 expect "450 at RCPT: deferred, exit 75" 75 "deferred (450"
 [ "$(fl_held "$D" beta)" = 1 ] && pass "450: message kept" || fail "450: message kept"
+fl_idle "$D" beta               # the daemon notes the failure when the flush process ends
 run fl_raw "$D" "FLUSH customer=beta reason=connect"
 expect_line "after a failure, a trigger within retry_interval does not start a flush" out "OK queued=0"
 sink_stop B
@@ -120,6 +124,7 @@ expect "custom 452: deferred with its text" 75 "deferred (452 4.2.2 mailbox full
 sink_stop B
 
 # --- 4. 5xx after DATA: bounced, DSN to the (fake) local MTA, spool copy gone ---
+fl_idle "$D" beta
 sink_start B "127.0.0.3:$PB" "$D/sinkB3" -f . || fail "sink B -f ."
 run fl_ctl "$D" flush beta --wait
 expect "5xx after the final dot: bounced" 0 "delivered 0, deferred 0, bounced 1"
@@ -137,11 +142,13 @@ sink_stop B
 msg "$WORK/q1" q1 "drop after dot"
 fl_put "$D" beta "$WORK/q1" x@beta.example
 sink_start B "127.0.0.3:$PB" "$D/sinkB4" -q . || fail "sink B -q ."
+fl_idle "$D" beta
 run fl_ctl "$D" flush beta --wait
 expect "drop after the final dot: deferred" 75 "delivered 0, deferred 1"
 [ "$(fl_held "$D" beta)" = 1 ] && pass "drop after dot: message kept" || fail "drop after dot: kept"
 sink_stop B
 sink_start B "127.0.0.3:$PB" "$D/sinkB5" || fail "sink B normal"
+fl_idle "$D" beta
 run fl_ctl "$D" flush beta --wait
 expect "next flush delivers it" 0 "delivered 1, deferred 0"
 n=$(sink_ids "$D"/sinkB4/* "$D"/sinkB5/* | grep -c 'q1@example.org')
@@ -150,27 +157,29 @@ n=$(sink_ids "$D"/sinkB4/* "$D"/sinkB5/* | grep -c 'q1@example.org')
 sink_stop B
 
 # --- 6. two flushes at once: one runs; the sink sees each message once ---
+# The sink is stopped (SIGSTOP) while the first flush starts: the flush
+# waits for its greeting (greeting_timeout 300s) until the checks are done.
 sink_stop A
-# 3 s per message: the flush must still run after the two python clients
-# below have started, even on a loaded machine
-sink_start A "127.0.0.2:$PA" "$D/sinkA2" -w 3 || fail "sink A slow"
+fl_idle "$D" acme
+sink_start A "127.0.0.2:$PA" "$D/sinkA2" -w 1 || fail "sink A slow"
 for i in 1 2 3; do msg "$WORK/t$i" "t$i" "twice?"; fl_put "$D" acme "$WORK/t$i" a@virt.dom; done
+kill -STOP "$SINK_PID_A"
 fl_ctl "$D" flush acme --to 127.0.0.2 --wait >"$WORK/first.out" 2>&1 &
 first=$!
-sleep 0.5
+flushing() { fl_raw "$D" STATUS | grep -q "^FLUSHING customer=acme "; }
+wait_for 30 flushing || fail "first flush running" "$(fl_raw "$D" STATUS)"
 run fl_ctl "$D" flush acme --to 127.0.0.2 --wait
 expect "second waiting flush: busy, exit 75" 75 "" "a flush for acme is already running (busy)"
 run fl_raw "$D" "FLUSH customer=acme to=127.0.0.2 reason=connect"
 expect_line "a trigger during the flush is merged (rescan)" out "OK queued=1"
 run fl_raw "$D" "STATUS"
 expect "STATUS lists the running flush" 0 "FLUSHING customer=acme to=127.0.0.2 since="
+kill -CONT "$SINK_PID_A"
 wait "$first"
 grep -q "delivered 3, deferred 0, bounced 0" "$WORK/first.out" && pass "first flush delivered 3" ||
   fail "first flush" "$(cat "$WORK/first.out")"
-for i in $(seq 1 200); do    # the rescan runs and finds nothing
-  grep -q "customer=acme: nothing held" "$D/flusher.log" && break
-  sleep 0.1
-done
+# the rescan runs and finds nothing
+wait_log "$D/flusher.log" "customer=acme: nothing held" 30
 n=$(sink_ids "$D"/sinkA2/*); total=$(printf '%s\n' "$n" | grep -c .); uniq=$(printf '%s\n' "$n" | sort -u | grep -c .)
 [ "$total" = 3 ] && [ "$uniq" = 3 ] && pass "each message once at the sink" || fail "each once" "$n"
 grep -q "customer=acme: flush running; it will run again" "$D/flusher.log" &&
@@ -180,21 +189,29 @@ grep -q "customer=acme: flush running; it will run again" "$D/flusher.log" &&
 # --- 7. kill -9 of the flush process mid-delivery: nothing lost ---
 N=12
 for i in $(seq 1 $N); do msg "$WORK/k$i" "k$i" "kill test"; fl_put "$D" acme "$WORK/k$i" a@virt.dom; done
+fl_idle "$D" acme
+starts=$(grep -c "customer=acme: flush started (pid " "$D/flusher.log")
 fl_ctl "$D" flush acme --to 127.0.0.2 >/dev/null
-sleep 2.5
-child=$(ps -o pid= --ppid "$FL_PID" | head -1 | tr -d ' ')
-if [ -n "$child" ]; then kill -9 "$child"; pass "flush process killed with -9 (pid $child)"; else fail "flush process found"; fi
-sleep 0.5
+# the new flush process (from the log), once the slow sink (1 s a
+# message) has at least one of the 12
+new_start() { [ "$(grep -c "customer=acme: flush started (pid " "$D/flusher.log")" -gt "$starts" ]; }
+some_sunk() { sink_ids "$D"/sinkA2/* | grep -q '<k'; }
+wait_for 30 new_start && wait_for 60 some_sunk || fail "flush under way" "$(tail -5 "$D/flusher.log")"
+child=$(sed -n 's/.*customer=acme: flush started (pid \([0-9]*\),.*/\1/p' "$D/flusher.log" | tail -1)
+if [ -n "$child" ] && kill -9 "$child"; then pass "flush process killed with -9 (pid $child)"; else fail "flush process found"; fi
+wait_gone "$child"
 early=$(sink_ids "$D"/sinkA2/* | grep -c '<k')
 [ "$early" -lt "$N" ] && pass "killed mid-delivery ($early of $N at the sink before the kill)" ||
   fail "killed mid-delivery" "all $N already delivered"
-kill -0 "$FL_PID" 2>/dev/null && pass "daemon survives the child's death" || fail "daemon survives"
-grep -q "customer=acme: flush process $child killed by signal 9" "$D/flusher.log" &&
+wait_log "$D/flusher.log" "customer=acme: flush process $child killed by signal 9" &&
   pass "death logged" || fail "death logged" "$(tail -3 "$D/flusher.log")"
+kill -0 "$FL_PID" 2>/dev/null && pass "daemon survives the child's death" || fail "daemon survives"
 sink_stop A
 sink_start A "127.0.0.2:$PA" "$D/sinkA3" || fail "sink A normal"
+fl_idle "$D" acme
 run fl_ctl "$D" flush acme --to 127.0.0.2 --wait
 expect "flush after the kill" 0 "deferred 0, bounced 0"
+fl_idle "$D" acme
 uniq=$(sink_ids "$D"/sinkA2/* "$D"/sinkA3/* | grep '<k' | sort -u | wc -l)
 [ "$uniq" = "$N" ] && [ "$(fl_held "$D" acme)" = 0 ] && pass "all $N messages delivered at least once, none lost" ||
   fail "none lost" "unique at the sink: $uniq of $N; held: $(fl_held "$D" acme)"

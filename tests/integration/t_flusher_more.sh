@@ -42,6 +42,8 @@ customer big
     tls none
 SRC
 fl_config "$D" "retry_interval = 0s" "max_flushes = 20"
+# section 1 holds a flush at its greeting while it checks things: a long wait
+sed -i 's/greeting_timeout = 10s/greeting_timeout = 300s/' "$D/autoturn.conf"
 # the second flusher: the same spool and table, its own control socket and log
 mkdir -p "$D2/run"
 sed "s|$D/run/flusher.sock|$D2/run/flusher.sock|" "$D/autoturn.conf" >"$D2/autoturn.conf"
@@ -59,17 +61,21 @@ msg() {
 sink_ids() { cat "$@" 2>/dev/null | grep -h '^Message-ID:'; }
 
 # --- 1. two processes, one spool: the lock holds ---
+# the sink is stopped (SIGSTOP) until the second process has been tried:
+# the first flush holds the lock, waiting for the greeting (300s)
 sink_start A "127.0.0.2:$PA" "$D/sinkA" -w 1 || { fail "slow sink" "$(cat "$D/sinkA.log")"; finish; exit 1; }
 for i in 1 2 3 4; do msg "$WORK/l$i" "l$i"; fl_put "$D" acme "$WORK/l$i" a@virt.dom; done
+kill -STOP "$SINK_PID_A"
 fl_ctl "$D" flush acme --wait >"$WORK/first.out" 2>&1 &
 first=$!
-for i in $(seq 1 50); do grep -q 'customer=acme: flush of 4' "$D/flusher.log" && break; sleep 0.1; done
+wait_log "$D/flusher.log" 'customer=acme: flush of 4' || fail "first flush started" "$(tail -3 "$D/flusher.log")"
 run fl_ctl "$D2" flush acme --wait
 expect "second process: busy, exit 75" 75 "" "flush: a flush for this customer is already running (busy)"
-grep -q "customer=acme: a flush is already running in another process" "$D2/flusher.log" &&
+wait_log "$D2/flusher.log" "customer=acme: a flush is already running in another process" &&
   pass "second process logs the lock" || fail "lock logged" "$(grep customer=acme "$D2/flusher.log")"
 run fl_raw "$D2" "FLUSH customer=acme reason=connect"
 expect_line "second process: a notification is accepted" out "OK queued=1"
+kill -CONT "$SINK_PID_A"
 wait "$first"
 grep -q "delivered 4, deferred 0, bounced 0" "$WORK/first.out" && pass "first process delivered 4" ||
   fail "first process" "$(cat "$WORK/first.out")"
@@ -123,7 +129,7 @@ PY
 }
 fake_peer "$PF" >"$D/fake.log" 2>&1 &
 FAKE_PID=$!
-for i in $(seq 1 50); do grep -q listening "$D/fake.log" && break; sleep 0.1; done
+wait_log "$D/fake.log" listening 30 || fail "fake peer listening" "$(cat "$D/fake.log")"
 msg "$WORK/bad1" bad1
 fl_put "$D" bad "$WORK/bad1" u@bad.example
 relay="127.0.0.4[127.0.0.4]:$PF"
@@ -134,6 +140,7 @@ for c in \
   "endless continuation lines|more than 100 lines" \
   "1 MB line|line longer than 4096 bytes"; do
   label=${c%%|*} want=${c#*|}
+  fl_idle "$D" bad
   run fl_ctl "$D" flush bad --wait
   expect "$label: flush stops, deferred, exit 75" 75 "delivered 0, deferred 1, bounced 0" "malformed reply from"
   [ "$(fl_held "$D" bad)" = 1 ] && pass "$label: mail kept" || fail "$label: mail kept"
@@ -194,19 +201,18 @@ rm -f "$WORK/big" "$D"/sinkB/*
 # --- 4. SIGHUP with a changed max_flushes ---
 sed -i 's/max_flushes = 20/max_flushes = 7/' "$D/autoturn.conf"
 kill -HUP "$P1"
-for i in $(seq 1 50); do grep -q "$D/autoturn.conf: reloaded" "$D/flusher.log" && break; sleep 0.1; done
-grep -q "$D/autoturn.conf: reloaded" "$D/flusher.log" && pass "SIGHUP: reload logged" ||
+wait_log "$D/flusher.log" "$D/autoturn.conf: reloaded" && pass "SIGHUP: reload logged" ||
   fail "reload logged" "$(tail -3 "$D/flusher.log")"
 run fl_ctl "$D" status
 expect "SIGHUP: max_flushes 7 in effect" 0 "of at most 7 flushes running"
 sink_start A "127.0.0.2:$PA" "$D/sinkA2" || fail "sink A"
 msg "$WORK/h1" h1; fl_put "$D" acme "$WORK/h1" a@virt.dom
+fl_idle "$D" acme
 run fl_ctl "$D" flush acme --wait
 expect "after the reload: still delivering" 0 "delivered 1, deferred 0, bounced 0"
 sed -i 's/max_flushes = 7/max_flushes = many/' "$D/autoturn.conf"
 kill -HUP "$P1"
-for i in $(seq 1 50); do grep -q "reload refused" "$D/flusher.log" && break; sleep 0.1; done
-grep -q "$D/autoturn.conf: reload refused; keeping the running configuration" "$D/flusher.log" &&
+wait_log "$D/flusher.log" "$D/autoturn.conf: reload refused; keeping the running configuration" &&
   pass "SIGHUP with a broken file: refused, logged" || fail "reload refused" "$(tail -3 "$D/flusher.log")"
 run fl_raw "$D" "STATUS"    # (autoturnctl itself refuses the broken file)
 expect "broken reload: the old max_flushes stays" 0 "OK running=0 max=7 "

@@ -17,10 +17,16 @@ mt_customers "$D" <<'SRC' || { fail "compile customers"; finish; exit 1; }
 customer acme
     domain virt.dom
 SRC
-mt_up "$D" "virt.dom" || { fail "milter, postfix and smtp-sink start"; finish; exit 1; }
+# mt_up, with Postfix's size limit raised before it starts (a reload
+# takes effect only as its processes are replaced)
+mt_config "$D"
+mt_start "$D" || { fail "milter starts" "$(cat "$D/milter.log")"; finish; exit 1; }
+PORT=$(free_port); SINKPORT=$(free_port)
+sink_start MT "127.0.0.1:$SINKPORT" "$D/sink" || { fail "smtp-sink starts"; finish; exit 1; }
+mt_postfix "$D" "$PORT" "$SINKPORT" "virt.dom"
 pf_set "$D/pf" "message_size_limit = 100000000"
-postfix -c "$D/pf/conf" reload >/dev/null 2>&1
-sleep 1
+pf_start "$D/pf" >"$D/pf-start.log" 2>&1 && wait_port 127.0.0.1 "$PORT" ||
+  { fail "postfix starts" "$(cat "$D/pf-start.log")"; finish; exit 1; }
 
 hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$MT_PID/status"; }
 

@@ -28,7 +28,8 @@ chown nobody "$D/spool"
 run mt_smtp "$PORT" s@example.org "$WORK/big" a@virt.dom x@other.test
 expect "full spool: the client gets 451 4.3.0 at end of data" 0 \
   "DATA 451 4.3.0 Temporary failure storing held mail, try again later"
-sleep 1
+tmp_empty() { [ "$(find "$D/spool/acme/tmp" -type f | wc -l)" = 0 ]; }
+wait_for 30 tmp_empty
 n_tmp=$(find "$D/spool/acme/tmp" -type f | wc -l)
 n_new=$(find "$D/spool/acme/new" -type f | wc -l)
 [ "$n_tmp" = 0 ] && [ "$n_new" = 0 ] && pass "full spool: no file in tmp/ or new/" ||
@@ -36,7 +37,7 @@ n_new=$(find "$D/spool/acme/new" -type f | wc -l)
 [ "$(pf_queue_count "$D/pf")" = 0 ] && [ "$(mt_sink_count "$D")" = 0 ] &&
   pass "full spool: Postfix kept nothing and delivered nothing (the sender keeps it)" ||
   fail "full spool: postfix" "queue $(pf_queue_count "$D/pf"), sink $(mt_sink_count "$D")"
-grep -q 'cannot store held mail: customer=acme: write .*No space left on device' "$D/milter.log" &&
+wait_log "$D/milter.log" 'cannot store held mail: customer=acme: write .*No space left on device' &&
   pass "full spool: logged with customer and reason" || fail "full spool: log" "$(tail -3 "$D/milter.log")"
 printf 'Subject: small\r\n\r\nhi\r\n' >"$WORK/small"
 run mt_smtp "$PORT" s@example.org "$WORK/small" a@virt.dom
@@ -46,7 +47,7 @@ expect "full spool: a small message still fits afterwards" 0 "DATA 250"
 mt_stop
 mv "$D/customers.cdb" "$D/customers.cdb.away"
 mt_start "$D" || fail "milter restarts without a table" "$(tail -3 "$D/milter.log")"
-grep -q 'warning: customer table: .* (every held domain gets 451 4.3.0 until it is usable)' "$D/milter.log" &&
+wait_log "$D/milter.log" 'warning: customer table: .* \(every held domain gets 451 4.3.0 until it is usable\)' &&
   pass "no table: start-up warning" || fail "no table: start-up warning" "$(tail -3 "$D/milter.log")"
 run mt_smtp "$PORT" s@example.org "$WORK/small" a@virt.dom
 expect_line "no table: RCPT gets 451 4.3.0" out "RCPT <a@virt.dom> 451 4.3.0 Temporary lookup failure, try again later"

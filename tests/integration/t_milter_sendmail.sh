@@ -146,8 +146,13 @@ for how in stale missing; do
     rm -f "$D/run/milter.sock"
     why="local socket name $D/run/milter.sock unsafe"
   fi
+  tempfailed() { sm_log "$D/sm" | grep -c 'SMTP MAIL command (<s@example.org>) .* tempfailed (due to previous checks)$'; }
+  n_before=$(tempfailed)
   run mt_smtp "$PORT" s@example.org "$WORK/m4" a@virt.dom x@other.test
   expect_line "milter down ($how socket): MAIL FROM gets 451 4.3.2" out "MAIL 451 4.3.2 Please try again later"
+  # Sendmail's log comes through syslog: wait for this session's line
+  logged() { [ "$(tempfailed)" -gt "$n_before" ]; }
+  wait_for 30 logged
   qid=$(sm_log "$D/sm" | sed -n 's/.*: \([0-9A-Za-z]*\): SMTP MAIL command (<s@example.org>) .* tempfailed (due to previous checks)$/\1/p' | tail -1)
   if [ -n "$qid" ] && sm_log "$D/sm" | grep -qF "$qid: Milter (autoturn): $why" &&
      sm_log "$D/sm" | grep -q "$qid: Milter (autoturn): to error state" &&

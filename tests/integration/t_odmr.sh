@@ -128,7 +128,7 @@ fcntl.flock(f, fcntl.LOCK_EX)
 open(sys.argv[2], "w").close()
 time.sleep(60)' "$D/spool/acme/.lock" "$WORK/locked" &
 LOCKER=$!
-for i in $(seq 50); do [ -e "$WORK/locked" ] && break; sleep 0.1; done
+wait_for 30 test -e "$WORK/locked" || fail "a process holds acme's lock"
 od_fetch "$D" acme secret1 virt.dom "$PA"
 rc=$?
 kill $LOCKER; wait $LOCKER 2>/dev/null; LOCKER=
@@ -143,7 +143,7 @@ rc=$?
 printf '%s\n' "$FM_OUT" | grep -q "ODMR< 250 OK now reversing the connection" &&
   [ "$(held acme)" = 1 ] && pass "smtphost down: turnaround, then nothing lost (rc $rc)" ||
   fail "smtphost down" "rc $rc held $(held acme)" "$FM_OUT"
-grep -q "customer=acme: flush done: delivered=0, deferred=1, bounced=0" "$D/flusher.log" &&
+wait_log "$D/flusher.log" "customer=acme: flush done: delivered=0, deferred=1, bounced=0" &&
   pass "the failed turnaround is logged as deferred" || fail "deferred log" "$(grep customer=acme "$D/flusher.log" | tail -4)"
 od_fetch "$D" acme secret1 virt.dom "$PA"
 [ "$(held acme)" = 0 ] && [ "$(sink_n)" = 8 ] && pass "delivered once the smtphost is back" || fail "after" "$(held acme) $(sink_n)"

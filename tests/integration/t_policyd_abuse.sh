@@ -3,7 +3,7 @@
 # t_policyd_abuse.sh - autoturn-policyd against a hostile or broken peer,
 # directly on its policy socket: oversized request, binary garbage, EOF in
 # the middle of a request, 10,000 connections opened and dropped, a client
-# sending one byte per second while others are answered promptly, and a
+# stuck in the middle of a request while 200 others are answered, and a
 # restart with grants present (they survive).
 . "$SRCDIR/tests/cli/lib.sh"
 . "$SRCDIR/tests/integration/lib/postfix.sh"
@@ -28,7 +28,7 @@ abuse() {
 import socket, sys, time
 port = int(sys.argv[1])
 def sock():
-    return socket.create_connection(("127.0.0.1", port), timeout=5)
+    return socket.create_connection(("127.0.0.1", port), timeout=30)
 pending = {}
 def reply_or_eof(s):
     # one reply (several may arrive in one segment: keep the rest)
@@ -62,8 +62,7 @@ grep -q "policy protocol violation: control character 0x00 in request; disconnec
 
 run abuse 's = sock(); s.sendall(REQ[:40]); s.shutdown(socket.SHUT_WR); print(reply_or_eof(s))'
 expect_line "EOF mid-request: no half reply" out "EOF"
-sleep 0.2
-grep -q "connection closed in the middle of a request" "$D/policyd.log" \
+wait_log "$D/policyd.log" "connection closed in the middle of a request" \
   && pass "EOF mid-request: logged" || fail "EOF mid-request: logged"
 
 run abuse 's = sock(); s.sendall(REQ + REQ[:10]); r1 = reply_or_eof(s); s.sendall(REQ[10:] + REQ); print(r1, "|", reply_or_eof(s), "|", reply_or_eof(s))'
@@ -83,21 +82,21 @@ for x in socks: x.close()
 s = sock(); s.sendall(REQ); print(reply_or_eof(s))'
 expect_line "10,000 connections opened and dropped: still answers" out "action=OK"
 
+# A client stuck in the middle of a request must not hold up the others:
+# its request stays unfinished until 200 other requests were answered
+# (were the daemon waiting for it, they would never be: each socket gives
+# up after 30 s), then it is finished and answered too. No clock involved.
 run abuse '
-import threading
 slow = sock()
-def dribble():
-    for b in REQ[:6]:
-        slow.sendall(bytes([b])); time.sleep(1)
-t = threading.Thread(target=dribble); t.start()
-time.sleep(1.5)
-worst = 0
+for b in REQ[:6]:
+    slow.sendall(bytes([b])); time.sleep(0.05)
 for i in range(200):
-    s = sock(); t0 = time.time(); s.sendall(REQ); r = reply_or_eof(s); worst = max(worst, time.time() - t0); s.close()
+    s = sock(); s.sendall(REQ); r = reply_or_eof(s); s.close()
     assert r == "action=OK", r
-t.join()
-print("others ok, worst %s" % ("<0.2s" if worst < 0.2 else "%.3fs" % worst))'
-expect_line "one byte per second: others answered promptly" out "others ok, worst <0.2s"
+slow.sendall(REQ[6:])
+print("others ok, then the slow one:", reply_or_eof(slow))'
+expect_line "a client stuck mid-request: 200 others answered meanwhile, then it too" out \
+  "others ok, then the slow one: action=OK"
 
 # restart with grants present: granted by hand, by SMTP AUTH, and one revoked
 run "$AUTOTURNCTL" -c "$D/autoturn.conf" grant 127.0.0.50 --user roamer --ttl 1h

@@ -37,7 +37,7 @@ customer beta
     trigger etrn
 customer gamma
     domain gamma.example
-    trigger etrn" || { fail setup; finish; exit; }
+    trigger etrn" "notify_interval = 1h" || { fail setup; finish; exit; }
 flusher_start "$D"
 pd_start "$D" || { fail "policyd start" "$(cat "$D/policyd.log")"; finish; exit; }
 
@@ -74,22 +74,29 @@ run relay 127.0.0.9
 expect_line "unknown client cannot relay" out "554"
 run relay 127.0.0.2
 expect_line "registered relay customer can relay" out "250"
-sleep 0.3
+# policyd sends its FLUSH without waiting; the fake flusher records it
+# when the connection ends
+flushes_at_least() { [ "$(flush_count "$D" "$2")" -ge "$1" ]; }
+wait_for 30 flushes_at_least 1 '^FLUSH customer=acme to=127.0.0.2 reason=connect source=policyd$'
 [ "$(flush_count "$D" '^FLUSH customer=acme to=127.0.0.2 reason=connect source=policyd$')" = 1 ] \
   && pass "customer connecting: one flush request toward it" \
   || fail "customer connecting: one flush request toward it" "$(cat "$D/flush.log")"
 run relay 127.0.0.2
-sleep 0.3
+sleep 0.3                 # time for a wrong second notice to show (nothing to wait for)
 [ "$(flush_count "$D" 'reason=connect')" = 1 ] \
   && pass "second session within notify_interval: still exactly one" \
   || fail "second session within notify_interval: still exactly one" "$(cat "$D/flush.log")"
 
-run "$AUTOTURNCTL" -c "$D/autoturn.conf" grant 127.0.0.7 --user roamer --ttl 2s
+# (a grant that must still be live when checked is given an hour: a 2 s
+# one could end before a loaded machine gets to the check)
+run "$AUTOTURNCTL" -c "$D/autoturn.conf" grant 127.0.0.7 --user roamer --ttl 1h
 expect "autoturnctl grant" 0 "granted 127.0.0.7 until "
 run relay 127.0.0.7
 expect_line "granted client can relay" out "250"
+run "$AUTOTURNCTL" -c "$D/autoturn.conf" grant 127.0.0.8 --user roamer --ttl 2s
+expect "autoturnctl grant --ttl 2s" 0 "granted 127.0.0.8 until "
 sleep 3
-run relay 127.0.0.7
+run relay 127.0.0.8
 expect_line "after the 2s TTL it cannot" out "554"
 
 run relay 127.0.0.1 --xclient "ADDR=127.0.0.6 LOGIN=joe@virt.dom"
@@ -111,7 +118,8 @@ run etrn 127.0.0.9 beta.example
 expect_line "ETRN for a fixed-host customer from a stranger: 250" out "250 Queuing started"
 run etrn 127.0.0.9 nope.example
 expect_line "ETRN for an unknown domain: Postfix's own answer" out "459 <nope.example>: service unavailable"
-sleep 0.3
+wait_for 30 flushes_at_least 1 '^FLUSH customer=acme to=127.0.0.2 reason=etrn source=policyd$'
+wait_for 30 flushes_at_least 1 '^FLUSH customer=beta reason=etrn source=policyd$'
 [ "$(flush_count "$D" '^FLUSH customer=acme to=127.0.0.2 reason=etrn source=policyd$')" = 1 ] \
   && pass "authorised ETRN: flush toward the client" || fail "authorised ETRN: flush toward the client" "$(cat "$D/flush.log")"
 [ "$(flush_count "$D" '^FLUSH customer=beta reason=etrn source=policyd$')" = 1 ] \
@@ -126,10 +134,10 @@ printf 'poll 127.0.0.1 protocol ETRN service %s fetchdomains virt.dom\n' "$SMTP"
 chmod 600 "$FM/rc"
 run env FETCHMAILHOME="$FM" fetchmail --pidfile "$FM/pid" -f "$FM/rc" -v
 expect "fetchmail ETRN from a stranger: refused (exit 4)" 4
-run "$AUTOTURNCTL" -c "$D/autoturn.conf" grant 127.0.0.1 --customer acme --ttl 1m
+run "$AUTOTURNCTL" -c "$D/autoturn.conf" grant 127.0.0.1 --customer acme --ttl 1h
 run env FETCHMAILHOME="$FM" fetchmail --pidfile "$FM/pid" -f "$FM/rc" -v
 expect "fetchmail ETRN with a grant tied to acme: accepted (exit 0)" 0
-sleep 0.3
+wait_for 30 flushes_at_least 1 '^FLUSH customer=acme to=127.0.0.1 reason=etrn'
 [ "$(flush_count "$D" '^FLUSH customer=acme to=127.0.0.1 reason=etrn')" = 1 ] \
   && pass "fetchmail ETRN: one flush toward the granted client" \
   || fail "fetchmail ETRN: one flush toward the granted client" "$(cat "$D/flush.log")"

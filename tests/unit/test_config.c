@@ -112,6 +112,7 @@ test_defaults(void **state)
     assert_int_equal(cfg->flusher.max_age, 5 * 86400);
     assert_int_equal(cfg->flusher.delay_warning, 0);
     assert_int_equal(cfg->flusher.sweep_interval, 600);
+    assert_int_equal(cfg->flusher.tmp_max_age, 36 * 3600);
     assert_string_equal(cfg->flusher.myhostname, "");
     assert_string_equal(cfg->flusher.bounce_method, "sendmail");
     assert_string_equal(cfg->flusher.sendmail_command, "/usr/sbin/sendmail");
@@ -197,6 +198,7 @@ check_full_flusher(const struct config_flusher *f)
     assert_int_equal(f->max_age, 7 * 86400);
     assert_int_equal(f->delay_warning, 4 * 3600);
     assert_int_equal(f->sweep_interval, 1800);
+    assert_int_equal(f->tmp_max_age, 2 * 86400);
     assert_string_equal(f->myhostname, "mx.example.net");
     assert_string_equal(f->bounce_method, "smtp");
     assert_string_equal(f->sendmail_command, "/usr/lib/sendmail");
@@ -329,7 +331,7 @@ test_example_uncommented(void **state)
     example_path(src, sizeof(src));
     assert_true((fd = mkstemp(dst)) >= 0);
     close(fd);
-    assert_int_equal(uncomment(src, dst), 74);        /* every key of the schema */
+    assert_int_equal(uncomment(src, dst), 75);        /* every key of the schema */
     assert_int_equal(config_load(dst, cfg, collect, &e), 0);
     assert_int_equal(e.n, 0);
     unlink(dst);

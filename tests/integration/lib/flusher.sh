@@ -17,6 +17,12 @@
 #   fl_held DIR CUSTOMER       number of held messages
 #   fl_ctl DIR ARGS...         autoturnctl -c DIR/autoturn.conf ARGS...
 #   fl_raw DIR LINE            send one control line, print the reply lines
+#   fl_locked DIR CUSTOMER     someone holds the customer's spool lock
+#   fl_idle DIR CUSTOMER       wait until no flush of CUSTOMER runs: after
+#                              "flush --wait" returns (the flush process
+#                              answers, then unlocks and exits) or a fetchmail
+#                              ODMR poll ends, before the next flush of the
+#                              same customer (else it may find it busy)
 : "${BUILDDIR:?set by ctest}" "${AUTOTURNCTL:?set by ctest}" "${SPOOL_PUT:?set by ctest}"
 FLUSHER=${FLUSHER:-$BUILDDIR/flusher/autoturn-flusher}
 
@@ -121,4 +127,21 @@ while True:
     data += d
 sys.stdout.write(data.decode())
 PY
+}
+
+fl_locked() {
+  # from /proc/locks: taking the lock to test it could make a flush that
+  # starts at that moment find it busy
+  local f="$1/spool/$2/.lock" ino
+  [ -e "$f" ] || return 1
+  ino=$(stat -c %i "$f") || return 1
+  grep -Eq "^[0-9]+: FLOCK +ADVISORY +WRITE +[0-9]+ +[0-9a-f]+:[0-9a-f]+:$ino " /proc/locks
+}
+
+fl_not_flushing() {
+  ! fl_raw "$1" STATUS 2>/dev/null | grep -q "^FLUSHING customer=$2 "
+}
+
+fl_idle() {
+  wait_for 30 fl_not_flushing "$1" "$2" && wait_for 30 eval "! fl_locked '$1' '$2'"
 }

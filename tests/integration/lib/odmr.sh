@@ -14,7 +14,11 @@
 #                                 127.0.0.1:PORT (LINEs go into odmr { })
 #   od_fetch DIR NAME PASSWORD DOMAINS SMTPPORT   fetchmail --protocol ODMR as
 #                                 the customer, relaying to 127.0.0.1:SMTPPORT;
-#                                 sets FM_RC and FM_OUT
+#                                 sets FM_RC and FM_OUT; returns fetchmail's
+#                                 status once the session has let go of the
+#                                 customer's spool lock (fetchmail may exit
+#                                 before the session does; not after a 451
+#                                 "delivery running": someone else holds it)
 #   od_client ARGS...             tests/integration/lib/odmr_client.py
 #   od_msg FILE TAG [LINE...]     a message with a unique Message-ID
 : "${AUTOTURNCTL:?set by ctest}"
@@ -69,6 +73,12 @@ od_fetch() {
   chmod 0600 "$FM_RC"
   # --pidfile: as root fetchmail would lock /var/run/fetchmail.pid, shared by every run
   FM_OUT=$(FETCHMAILHOME=$home timeout 120 fetchmail -v --pidfile "$home/fetchmail.pid" -f "$FM_RC" 2>&1)
+  local rc=$?
+  case $FM_OUT in
+    *"ODMR< 451 4.4.0"*) ;;
+    *) wait_for 30 eval "! fl_locked '$dir' '$user'" ;;
+  esac
+  return $rc
 }
 
 od_client() {
