@@ -12,7 +12,7 @@
 # system calls per held message, a count load cannot change, for both.
 #
 # The held messages are written straight into full/new/ in the spool
-# format (doc/spool-format.md; names with ",S=<size>"), without fsync, and
+# format (docs/spool-format.md; names with ",S=<size>"), without fsync, and
 # the usage record is left to be built by the spool on first use (a
 # warm-up message); the warm-up is not timed.
 #

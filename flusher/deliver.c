@@ -36,6 +36,7 @@
 #include "deliver.h"
 #include "dsn.h"
 #include "log.h"
+#include "logline.h"
 #include "metrics.h"
 #include "mxparse.h"
 #include "peer.h"
@@ -756,15 +757,17 @@ fate_name(enum fate fate)
 static void
 report(struct flush *f, const char *id, const struct envelope *env, const struct rcpt_outcome *o)
 {
-    long delay = (long)(time(NULL) - env->arrival);
+    char dsn[LOGLINE_DSN_MAX];
+    time_t now = time(NULL);
     size_t i;
 
     for (i = 0; i < env->nrcpt; i++) {
         if (o[i].fate == FATE_SKIPPED)
             continue;
-        log_info("customer=%s, id=%s, to=<%s>, relay=%s, delay=%lds, status=%s (%s)", f->name,
-                 id, env->rcpt[i].addr, f->relay, delay < 0 ? 0 : delay, fate_name(o[i].fate),
-                 o[i].text);
+        logline_dsn(o[i].status, o[i].text, o[i].fate == FATE_SENT ? "2.0.0"
+                    : o[i].fate == FATE_BOUNCED ? "5.0.0" : "4.0.0", dsn, sizeof(dsn));
+        logline_rcpt(id, env, env->rcpt[i].addr, f->name, f->relay, now, dsn,
+                     fate_name(o[i].fate), o[i].text);
         client_progress(f, id, env->rcpt[i].addr, fate_name(o[i].fate), o[i].text);
         metrics_inc(METRIC_DELIVERIES, o[i].fate == FATE_SENT ? METRICS_SENT
                                        : o[i].fate == FATE_BOUNCED ? METRICS_BOUNCED

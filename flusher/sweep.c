@@ -29,6 +29,7 @@
 #include "deliver.h"
 #include "dsn.h"
 #include "log.h"
+#include "logline.h"
 #include "metrics.h"
 #include "sweep.h"
 #include "units.h"
@@ -261,13 +262,10 @@ tmp_clean(struct cust *c)
 /* --- one message --- */
 
 static void
-log_rcpt(const struct cust *c, const char *id, const char *addr, time_t arrival,
-         const char *status, const char *text)
+log_rcpt(const struct cust *c, const char *id, const struct envelope *env, const char *addr,
+         const char *dsn, const char *status, const char *text)
 {
-    long delay = (long)(c->now - arrival);
-
-    log_info("customer=%s, id=%s, to=<%s>, relay=none, delay=%lds, status=%s (%s)", c->name, id,
-             addr, delay < 0 ? 0 : delay, status, text);
+    logline_rcpt(id, env, addr, c->name, "none", c->now, dsn, status, text);
 }
 
 /* open_msg - 0, or -1 (malformed: moved to bad/ and logged by the spool) */
@@ -301,7 +299,7 @@ expire_log(const struct cust *c, const struct spool_entry *e, const struct envel
         if (ds->chosen[i] || envelope_param(env->rcpt[i].params, "NOTIFY", val, sizeof(val)) != 1 ||
             str_printf(text, sizeof(text), "held too long: %s; no DSN: NOTIFY=%s", age, val) < 0)
             (void)str_printf(text, sizeof(text), "held too long: %s", age);
-        log_rcpt(c, e->id, env->rcpt[i].addr, e->arrival, "bounced", text);
+        log_rcpt(c, e->id, env, env->rcpt[i].addr, "4.4.7", "bounced", text);
         metrics_inc(METRIC_DELIVERIES, METRICS_EXPIRED);
     }
 }
@@ -398,7 +396,7 @@ warn(struct cust *c, const struct spool_entry *e)
     (void)str_printf(diag, sizeof(diag), "held for more than %s; delay warning sent", dw);
     for (i = 0; i < env->nrcpt; i++)
         if (ds.chosen[i])
-            log_rcpt(c, e->id, env->rcpt[i].addr, e->arrival, "delayed", diag);
+            log_rcpt(c, e->id, env, env->rcpt[i].addr, "4.4.7", "delayed", diag);
     c->s->warned++;
 out:
     dsn_set_free(&ds);

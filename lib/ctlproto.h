@@ -2,7 +2,7 @@
 /*
  * ctlproto.h - the control protocol: how the milter, the policy service
  * and autoturnctl ask a daemon (the flusher; the policy service for
- * grants) to act. Full description in doc/control-protocol.md.
+ * grants) to act. Full description in docs/control-protocol.md.
  *
  * A request is one line: VERB [key=value ...] LF. The reply is one or
  * more lines of the same shape; the last one has the verb OK or ERR

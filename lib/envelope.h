@@ -3,7 +3,7 @@
  * envelope.h - the SMTP envelope kept at the top of every spool file:
  * sender, this customer's recipients, and the ESMTP parameters that must
  * survive (BODY=, SMTPUTF8, DSN ENVID/RET/NOTIFY/ORCPT). Format in
- * doc/spool-format.md:
+ * docs/spool-format.md:
  *
  *   X-Autoturn-Version: 1
  *   X-Autoturn-Customer: acme

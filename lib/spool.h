@@ -19,7 +19,7 @@
  * File names: "<sec>.M<usec>P<pid>Q<seq>.<host>,S=<size>" (Maildir++
  * style); names without ",S=" (written before it existed, or by other
  * tools) are still read: their size is the file's. The name is the spool
- * id shown in logs and by "autoturnctl queue". Format: doc/spool-format.md.
+ * id shown in logs and by "autoturnctl queue". Format: docs/spool-format.md.
  *
  * Code that adds or removes files in new/, cur/ or hold/ by other means than
  * these functions must call spool_reconcile() afterwards.

@@ -6,7 +6,7 @@
  * record's text form (fixed size, fixed offsets, so that it is rewritten
  * in place with one pwrite) and this boot's identity; lib/spool.c owns
  * the file, its lock and the rules for when it is trusted
- * (doc/spool-format.md, "The usage record").
+ * (docs/spool-format.md, "The usage record").
  *
  * The record (USAGE_SIZE bytes; names padded to 9 columns, numbers
  * right-aligned in 20):

@@ -458,8 +458,8 @@ log_held(const struct session *s)
 
     for (i = 0; i < hold_ncustomers(s->hold); i++) {
         hold_info(s->hold, i, &info);
-        log_info("%s: customer=%s, id=%s, from=<%s>, nrcpt=%zu, size=%llu, status=held",
-                 qid(s), info.customer, info.id, s->sender, info.nrcpt,
+        log_info("%s: orig_queue_id=%s, customer=%s, from=<%s>, nrcpt=%zu, size=%llu, "
+                 "status=held", info.id, qid(s), info.customer, s->sender, info.nrcpt,
                  (unsigned long long)info.size);
     }
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * control.h - the control socket of autoturn-policyd (doc/control-
+ * control.h - the control socket of autoturn-policyd (docs/control-
  * protocol.md): GRANT, REVOKE, GRANTS and PING from autoturnctl; CHECK
  * from autoturn-flusher.
  */

@@ -43,6 +43,7 @@ struct ctx {
     struct customer *addr_cust;
     bool granted;
     char grant_customer[CUSTOMER_NAME_MAX + 1];
+    const char *reason;                /* why: for the decision's log line */
 };
 
 int
@@ -268,6 +269,8 @@ relay_decide(struct decide *d, struct ctx *x)
     struct errbuf err;
     int rc;
 
+    x->reason = strcmp(x->req->policy_context, "notice") == 0 ? "notice"
+              : !x->have_addr ? "no client address" : "not RCPT";
     if (!x->have_addr || strcmp(x->req->protocol_state, "RCPT") != 0 ||
         strcmp(x->req->policy_context, "notice") == 0)
         return "DUNNO";
@@ -275,13 +278,17 @@ relay_decide(struct decide *d, struct ctx *x)
         rc = custdb_lookup_domain(d->db, at + 1, NULL, NULL, &err);
         if (rc < 0)
             log_warnx("recipient=%s: customer lookup failed: %s", rcpt, err.msg);
+        x->reason = rc < 0 ? "customer lookup failed" : "held domain";
         if (rc != 0)
             return "DUNNO";          /* held domain or lookup error: Postfix decides */
     }
+    x->reason = "grant";
     if (x->granted)
         return "OK";
+    x->reason = "registered network";
     if (addr_customer(d, x) == 1 && x->addr_cust->relay)
         return "OK";
+    x->reason = "no grant";
     return "DUNNO";
 }
 
@@ -339,6 +346,7 @@ etrn_refused(struct ctx *x, const struct customer *c, bool by_name, const char *
 {
     const char *dom = x->req->etrn_domain;
 
+    x->reason = why;
     log_info("%s: ETRN %s from %s refused: %s%s", c->name, dom,
              x->have_addr ? ctx_ip(x) : "(unknown)", why,
              by_name ? " (answered as for an unknown name)" : "");
@@ -357,23 +365,43 @@ etrn_decide(struct decide *d, struct ctx *x, char *action, size_t size)
     int rc;
 
     str_copy(action, size, "DUNNO");
+    x->reason = "not a held domain or customer";
     if (dom[0] == '\0' || (rc = etrn_customer(d, dom, &c, &by_name)) == 0)
         return;
+    x->reason = "lookup failed";
     if (rc < 0 || (rc = etrn_authorised(d, x, c)) < 0) {
         str_copy(action, size, DECIDE_TEMPFAIL);
     } else if (!(c->triggers & TRIGGER_ETRN)) {
         etrn_refused(x, c, by_name && rc == 0, "trigger etrn not enabled", DECIDE_ETRN_DISABLED,
                      action, size);
     } else if (rc == 1) {
+        x->reason = "flush to the asker";
         if (decide_flush(d, c->name, ctx_ip(x), "etrn") < 0)
             str_copy(action, size, DECIDE_TEMPFAIL);
     } else if (c->delivery == DELIVERY_HOST || c->delivery == DELIVERY_MX) {
+        x->reason = "flush to the customer's host";
         if (decide_flush(d, c->name, NULL, "etrn") < 0)
             str_copy(action, size, DECIDE_TEMPFAIL);
     } else {
         etrn_refused(x, c, by_name, "not authorised", DECIDE_ETRN_DENIED, action, size);
     }
     customer_free(c);
+}
+
+/* log_decision - one line per request at info, postgrey's shape:
+ * action=, reason=, then the request's fields that are set */
+static void
+log_decision(const struct ctx *x, const char *action)
+{
+    const struct policy_request *r = x->req;
+    bool user = x->trusted && r->sasl_username[0] != '\0';
+
+    log_info("action=%s, reason=%s, client_address=%s, protocol_state=%s%s%s%s%s%s%s", action,
+             x->reason ? x->reason : "-", r->client_address[0] ? r->client_address : "(none)",
+             r->protocol_state,
+             user ? ", sasl_username=" : "", user ? r->sasl_username : "",
+             r->recipient[0] ? ", recipient=" : "", r->recipient,
+             r->etrn_domain[0] ? ", etrn_domain=" : "", r->etrn_domain);
 }
 
 /* decide_request - see decide.h */
@@ -392,8 +420,6 @@ decide_request(struct decide *d, const struct policy_request *req, bool trusted,
             autoturn_notice(d, &x);
         str_copy(action, size, relay_decide(d, &x));
     }
-    log_debug("client_address=%s, protocol_state=%s, recipient=%s, etrn_domain=%s: action=%s",
-              req->client_address, req->protocol_state, req->recipient, req->etrn_domain,
-              action);
+    log_decision(&x, action);
     customer_free(x.addr_cust);
 }

@@ -3,8 +3,8 @@
 # problem in it (-ww: all warnings).
 . "$(dirname "$0")/lib.sh"
 
-pages=$(ls "$SRCDIR"/doc/*.[578])
-[ -n "$pages" ] || fail "man pages exist" "none in $SRCDIR/doc"
+pages=$(ls "$SRCDIR"/docs/man/*.[578])
+[ -n "$pages" ] || fail "man pages exist" "none in $SRCDIR/docs/man"
 for page in $pages; do
   name=$(basename "$page")
   run groff -man -ww -z "$page"

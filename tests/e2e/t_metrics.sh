@@ -246,7 +246,7 @@ run e2e_ctl flush delta --wait
 [[ "$OUT$ERR" == *"bounced 1"* ]] && pass "autoturnctl flush delta: bounced 1" || fail "flush delta" "$OUT" "$ERR"
 hold g1 v@gamma.example
 expect "g1 for v@gamma.example accepted" 0 "DATA 250 2.0.0 Ok: queued as"
-e2e_wait 60 grep -q "customer=gamma, id=[^ ]*, to=<v@gamma.example>, relay=none, .*status=bounced (held too long" \
+e2e_wait 60 grep -q ": to=<v@gamma.example>\(, orig_queue_id=[^,]*\)\?, customer=gamma, relay=none, .*status=bounced (held too long" \
   "$D/flusher.log" && pass "the sweep returned g1 (max-age 1s)" || fail "g1 expired" "$(grep gamma "$D/flusher.log")"
 expect_pq <<Q
 1${T}autoturn_deliveries_total{outcome="bounced"}

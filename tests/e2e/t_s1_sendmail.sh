@@ -64,7 +64,7 @@ for m in "m1 a@virt.dom b@sub.virt.dom" "m2 a@virt.dom" "m3 c@virt.dom x@example
   qid=$(printf '%s\n' "$OUT" | sm_qid)
   sm_done "$qid" || fail "$1: Sendmail finished with $qid" "$(sm_log "$D/sm" | grep "$qid")"
 done
-n=$(grep -c ': customer=acme, id=[^ ]*, from=<s@example.org>, nrcpt=[12], size=[0-9]*, status=held$' "$D/milter.log")
+n=$(grep -c ': orig_queue_id=[0-9A-Za-z]*, customer=acme, from=<s@example.org>, nrcpt=[12], size=[0-9]*, status=held$' "$D/milter.log")
 [ "$n" = 3 ] && pass "milter: three status=held lines" || fail "milter: three held" "$(cat "$D/milter.log")"
 e2e_wait 60 grep -q '^X-Rcpt-Args: <x@example.net>' "$D"/sink-net/* 2>/dev/null
 [ "$(e2e_count "$D/sink-net")" = 1 ] && [ "$(grep -c '^X-Rcpt-Args:' "$D"/sink-net/*)" = 1 ] &&
@@ -95,7 +95,7 @@ fi
 [ "$(grep -c 'customer=acme: flush started (pid [0-9]*, reason=connect, to=127.0.0.2)$' "$D/flusher.log")" = 1 ] &&
   [ "$(grep -c 'flush started' "$D/flusher.log")" = 1 ] &&
   pass "flusher: exactly one flush, reason=connect, to=127.0.0.2" || fail "one flush" "$(grep flush "$D/flusher.log")"
-n=$(grep -c "customer=acme, id=[^ ]*, to=<[abc]@\(sub\.\)\?virt.dom>, relay=127.0.0.2\[127.0.0.2\]:$PA, delay=[0-9]*s, status=sent (250 2.0.0 Ok)$" "$D/flusher.log")
+n=$(grep -c ": to=<[abc]@\(sub\.\)\?virt.dom>\(, orig_queue_id=[^,]*\)\?, customer=acme, relay=127.0.0.2\[127.0.0.2\]:$PA, delay=[0-9]*, dsn=[0-9.]*, status=sent (250 2.0.0 Ok)$" "$D/flusher.log")
 [ "$n" = 4 ] && grep -q 'customer=acme: flush done: delivered=4, deferred=0, bounced=0$' "$D/flusher.log" &&
   pass "flusher: four status=sent lines, flush done: delivered=4" || fail "flusher sent lines" "$(grep 'status=\|done' "$D/flusher.log")"
 f1=$(grep -l '^Message-ID: <m1@example.org>' "$D"/sink-ACME/* 2>/dev/null)

@@ -109,7 +109,7 @@ else
 fi
 grep -q 'beta: flush requested, to=(customer host), reason=etrn$' "$D/policyd.log" &&
   pass "policyd: flush toward beta's own host" || fail "policyd beta flush" "$(grep beta "$D/policyd.log")"
-grep -q "customer=beta, id=[^ ]*, to=<z@beta.example>, relay=127.0.0.3\[127.0.0.3\]:$PA, delay=[0-9]*s, status=sent (250 2.0.0 Ok)$" "$D/flusher.log" &&
+grep -q ": to=<z@beta.example>\(, orig_queue_id=[^,]*\)\?, customer=beta, relay=127.0.0.3\[127.0.0.3\]:$PA, delay=[0-9]*, dsn=[0-9.]*, status=sent (250 2.0.0 Ok)$" "$D/flusher.log" &&
   pass "flusher: b1 sent to 127.0.0.3:$PA" || fail "flusher beta sent line" "$(grep beta "$D/flusher.log")"
 at BETA b1 && pass "127.0.0.3 got exactly b1" || fail "127.0.0.3 got b1" "$(ls "$D/sink-BETA")"
 

@@ -72,7 +72,7 @@ done
 [ $same = 2 ] && pass "byte for byte as sent into Postfix" || fail "content" "$same of 2"
 # the session logs "flush done" after it closed the connection: fetchmail
 # may have exited before that
-grep -Eq "customer=roamer, id=[^ ]+, to=<a@virt.dom>, relay=\[127.0.0.1\]:[0-9]+, delay=[0-9]+s, status=sent \(250 " "$D/flusher.log" &&
+grep -Eq ": to=<a@virt.dom>(, orig_queue_id=[^,]*)?, customer=roamer, relay=\[127.0.0.1\]:[0-9]+, delay=[0-9]+, dsn=[0-9.]+, status=sent \(250 " "$D/flusher.log" &&
   e2e_wait 30 grep -q "customer=roamer: flush done: delivered=2, deferred=0, bounced=0" "$D/flusher.log" &&
   pass "the flusher logs each recipient and the flush" || fail "log" "$(grep roamer "$D/flusher.log")"
 

@@ -82,7 +82,7 @@ print(' '.join(bad) if bad or len(got) != 5 else 'ok', len(got))
 PY
 )
 [ "$bad" = "ok 5" ] && pass "5 messages byte-exact at the sink" || fail "byte-exact" "$bad"
-grep -q "customer=acme, id=[^ ]*, to=<a@virt.dom>, relay=127.0.0.2\[127.0.0.2\]:$PA, delay=[0-9]*s, status=sent (250 " "$D/flusher.log" &&
+grep -q ": to=<a@virt.dom>\(, orig_queue_id=[^,]*\)\?, customer=acme, relay=127.0.0.2\[127.0.0.2\]:$PA, delay=[0-9]*, dsn=[0-9.]*, status=sent (250 " "$D/flusher.log" &&
   pass "log line per recipient" || fail "log line" "$(grep status= "$D/flusher.log" | tail -2)"
 
 # --- 2. a target that is not acme's: refused, nothing sent ---

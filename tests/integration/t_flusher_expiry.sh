@@ -95,9 +95,9 @@ else
 fi
 [ -n "$(dsn_for e4)" ] && pass "a customer no longer in the table: default max_age" ||
   fail "customer not in the table" "$(tail -5 "$D/flusher.log")"
-grep -q "customer=acme, id=[^ ]*, to=<a@virt.dom>, relay=none, delay=[0-9]*s, status=bounced (held too long: 2s)$" "$D/flusher.log" &&
+grep -q ": to=<a@virt.dom>\(, orig_queue_id=[^,]*\)\?, customer=acme, relay=none, delay=[0-9]*, dsn=4\.4\.7, status=bounced (held too long: 2s)$" "$D/flusher.log" &&
   pass "log line per bounced recipient" || fail "log line" "$(grep status= "$D/flusher.log")"
-grep -q "customer=acme, id=[^ ]*, to=<c@virt.dom>, relay=none, delay=[0-9]*s, status=bounced (held too long: 2s; no DSN: NOTIFY=NEVER)$" "$D/flusher.log" &&
+grep -q ": to=<c@virt.dom>\(, orig_queue_id=[^,]*\)\?, customer=acme, relay=none, delay=[0-9]*, dsn=4\.4\.7, status=bounced (held too long: 2s; no DSN: NOTIFY=NEVER)$" "$D/flusher.log" &&
   pass "log line says no DSN for NOTIFY=NEVER" || fail "log line NOTIFY=NEVER" "$(grep status= "$D/flusher.log")"
 [ "$(fl_held "$D" patient)" = 1 ] && pass "the customer's own max-age (1h) wins over the default" ||
   fail "customer max-age" "$(fl_held "$D" patient)"
@@ -166,7 +166,7 @@ markers() { [ "$(ls "$D/spool/acme/warned" | wc -l)" = 3 ]; }
 wait_for 30 markers && [ ! -e "$D/spool/acme/warned/1.M1P1Q1.gone" ] &&
   pass "one marker per warned message; a stale marker is cleaned" ||
   fail "markers" "$(ls "$D/spool/acme/warned")"
-grep -q "customer=acme, id=[^ ]*, to=<a@virt.dom>, relay=none, delay=[0-9]*s, status=delayed (held for more than 1s; delay warning sent)$" "$D/flusher.log" &&
+grep -q ": to=<a@virt.dom>\(, orig_queue_id=[^,]*\)\?, customer=acme, relay=none, delay=[0-9]*, dsn=4\.4\.7, status=delayed (held for more than 1s; delay warning sent)$" "$D/flusher.log" &&
   pass "log line per warned recipient" || fail "log line delayed" "$(grep status= "$D/flusher.log" | tail -3)"
 fl_stop
 

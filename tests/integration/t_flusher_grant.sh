@@ -96,7 +96,7 @@ run fl_ctl "$D" flush acme --to 127.0.0.7 --wait
 expect "flush acme --to a granted address: delivered" 0 "delivered 1, deferred 0, bounced 0"
 [ "$(sunk)" = 1 ] && [ "$(fl_held "$D" acme)" = 0 ] && pass "the message is at 127.0.0.7" ||
   fail "message at 127.0.0.7" "$(sunk)" "$(fl_held "$D" acme)"
-grep -q "customer=acme, id=[^ ]*, to=<a@virt.dom>, relay=127.0.0.7\[127.0.0.7\]:$PA, .*status=sent" "$D/flusher.log" &&
+grep -q ": to=<a@virt.dom>\(, orig_queue_id=[^,]*\)\?, customer=acme, relay=127.0.0.7\[127.0.0.7\]:$PA, .*status=sent" "$D/flusher.log" &&
   pass "log: sent to 127.0.0.7" || fail "log: sent to 127.0.0.7" "$(grep status= "$D/flusher.log")"
 
 # --- 3. refusals: nothing sent ---

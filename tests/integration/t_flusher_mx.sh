@@ -89,7 +89,7 @@ expect "delivery mx self.test: the named domain's MX is used, and it is us" 75 \
   "flush ex: mail for self.test loops back to myself (MX mx1.loop.test, preference 5, is this host)"
 run fl_ctl "$D" flush bk --wait
 expect "backup.test: delivered to the better MX" 0 "delivered 1, deferred 0, bounced 0"
-grep -q "customer=bk, id=[^ ]*, to=<u@backup.test>, relay=cust.backup.test\[127.0.0.2\]:$PORT, .*status=sent" \
+grep -q ": to=<u@backup.test>\(, orig_queue_id=[^,]*\)\?, customer=bk, relay=cust.backup.test\[127.0.0.2\]:$PORT, .*status=sent" \
   "$D/flusher.log" && pass "backup.test: relay is cust.backup.test" ||
   fail "backup.test relay" "$(grep customer=bk "$D/flusher.log")"
 grep -q "customer=bk: MX us.backup.test (preference 20) of backup.test is this host; MX hosts at or below that preference are not used" \

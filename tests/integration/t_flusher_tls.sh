@@ -110,7 +110,7 @@ for c in tmay:may tenc:encrypt; do
     fail "tls $dom: relayed on to the sink" "$(tail -5 "$P/log/maillog")"
   fi
 done
-grep -q "customer=tenc, id=[^ ]*, to=<u@encrypt.example>, relay=127.0.0.2\[127.0.0.2\]:$PP, delay=[0-9]*s, status=sent (250 " \
+grep -q ": to=<u@encrypt.example>\(, orig_queue_id=[^,]*\)\?, customer=tenc, relay=127.0.0.2\[127.0.0.2\]:$PP, delay=[0-9]*, dsn=[0-9.]*, status=sent (250 " \
   "$D/flusher.log" && pass "tls encrypt: log line per recipient" ||
   fail "tls encrypt: log line" "$(grep status= "$D/flusher.log" | tail -2)"
 

@@ -75,7 +75,7 @@ if sm_log "$D/sm" | grep -q "$qid: Milter: data, discard" &&
 else
   fail "held only: sendmail log" "$(sm_log "$D/sm" | grep "$qid")"
 fi
-if grep -q "$qid: customer=acme, id=[^ ]*, from=<s@example.org>, nrcpt=2, size=[0-9]*, status=held" "$D/milter.log"; then
+if grep -q ": orig_queue_id=$qid, customer=acme, from=<s@example.org>, nrcpt=2, size=[0-9]*, status=held" "$D/milter.log"; then
   pass "held only: milter log line"
 else
   fail "held only: milter log line" "$(tail -3 "$D/milter.log")"
