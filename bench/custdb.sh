@@ -59,5 +59,8 @@ s_dom=$4 s_addr=$5
 set -- $large
 echo
 ratio custdb "compile $1 customers" "$2" s budget 60 "<1"
-ratio custdb "domain lookups, $1 customers" "$4" lookups/s "1000 customers" "$s_dom" ">=0.9"
-ratio custdb "address lookups, $1 customers" "$5" lookups/s "1000 customers" "$s_addr" ">=0.9"
+# The target "within 10% of 1k" is retired (issue 19): it compared DRAM
+# with the CPU caches; the table size is judged where it matters, the
+# policy service's request rate with 1M customers (bench/policyd.sh).
+ratio custdb "domain lookups, $1 customers" "$4" lookups/s "1000 customers" "$s_dom" "-"
+ratio custdb "address lookups, $1 customers" "$5" lookups/s "1000 customers" "$s_addr" "-"

@@ -8,7 +8,7 @@
 #   --cpu    SECONDS of CPU time (user + system of the fuzzer), not of the
 #            clock: on a shared machine a nice 19 process may get a tenth of
 #            a core, and this still gives every target the same work
-#   TARGET   custsrc envelope ctlproto policy smtpc odmr dsn milter grants mx import
+#   TARGET   custsrc envelope ctlproto policy policy_split usage smtpc odmr dsn milter grants mx import
 #            (default: all of them, in that order)
 # Environment: FUZZDIR (default build/fuzz, configured with clang and
 # -DAUTOTURN_FUZZ=ON if it has no CMakeCache.txt), WORKDIR (default
@@ -25,7 +25,7 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 fuzzdir=${FUZZDIR:-$root/build/fuzz}
 work=${WORKDIR:-/var/tmp/autoturn-fuzz}
-all="custsrc envelope ctlproto policy smtpc odmr dsn milter grants mx import"
+all="custsrc envelope ctlproto policy policy_split usage smtpc odmr dsn milter grants mx import"
 
 cpu_budget=0
 [ "${1:-}" = --cpu ] && { cpu_budget=1; shift; }

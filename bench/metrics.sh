@@ -12,7 +12,7 @@
 #      (wall clock: informational).
 # Not part of bench/all.
 #
-# Usage: bench/metrics.sh [SECONDS]   (as root; default 10; valgrind needed)
+# Usage: bench/metrics.sh [REQUESTS]  (as root; default 20000; valgrind needed)
 #   BUILDDIR   default build/release
 # Ends with a RATIO line (bench/ratio.sh, format in bench/all).
 set -eu
@@ -20,12 +20,13 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build=${BUILDDIR:-$root/build/release}
-secs=${1:-10}
+reqs=${1:-20000}
 . "$here/ratio.sh"
 die() { echo "metrics.sh: $*" >&2; exit 1; }
 
 ir() {   # METRICS (0|1) - policyd_ir.sh's report
-  METRICS=$1 BUILDDIR=$build "$here/policyd_ir.sh" "$secs" | sed -n '1,3p' ||
+  METRICS=$1 BUILDDIR=$build "$here/policyd_ir.sh" "$reqs" |
+    grep -E '^(requests|instructions per request, steady|metrics calls per request):' ||
     die "policyd_ir.sh failed"
 }
 
@@ -33,11 +34,11 @@ off_report=$(ir 0)
 on_report=$(ir 1)
 printf 'metrics off: %s\n' "$off_report"
 printf 'metrics on:  %s\n' "$on_report"
-off=$(printf '%s\n' "$off_report" | sed -n 's/^instructions per request: \([0-9]*\)$/\1/p')
-on=$(printf '%s\n' "$on_report" | sed -n 's/^instructions per request: \([0-9]*\)$/\1/p')
+off=$(printf '%s\n' "$off_report" | sed -n 's/^instructions per request, steady: \([0-9]*\)$/\1/p')
+on=$(printf '%s\n' "$on_report" | sed -n 's/^instructions per request, steady: \([0-9]*\)$/\1/p')
 calls=$(printf '%s\n' "$on_report" | sed -n 's/^metrics calls per request: \([0-9]*\) .*/\1/p')
 [ -n "$off" ] && [ -n "$on" ] && [ -n "$calls" ] || die "no measurement"
-# The two runs generate their own data and see different request counts,
+# The two runs generate their own data,
 # so their totals differ by a few per cent either way; the metrics calls
 # of the "on" run, counted exactly, are the cost.
 cmake --build "$build" -j2 --target bench_metrics >/dev/null || die "build failed in $build"

@@ -13,9 +13,11 @@
  *   policyd_load gen CUSTOMERS GRANTS DIR
  *       writes DIR/customers (autoturnctl compile source) and DIR/grants
  *       (grant_file snapshot, expiring one day from now)
- *   policyd_load run [-c CONNS] [-d SECONDS] [-w WARMUP] [-C CUSTOMERS]
- *                    [-G GRANTS] inet:HOST:PORT | unix:PATH
+ *   policyd_load run [-c CONNS] [-d SECONDS] [-n REQUESTS] [-w WARMUP]
+ *                    [-C CUSTOMERS] [-G GRANTS] inet:HOST:PORT | unix:PATH
  *       prints one line: conns requests seconds req_per_s p50_ms p99_ms,
+ *       (-n: stop after that many measured requests, the same sequence
+ *       every time: for counting instructions per request),
  *       and the reply actions seen on stderr; exits 1 when the server
  *       closes a connection (it is erroring, not answering).
  *
@@ -388,8 +390,9 @@ open_conns(struct load *l, int ep, const char *spec)
     }
 }
 
-static void
-drive(struct load *l, const char *spec, double warmup, double seconds)
+/* drive - run the load; returns the measured seconds */
+static double
+drive(struct load *l, const char *spec, double warmup, double seconds, size_t max)
 {
     struct epoll_event evs[CONNS_MAX];
     uint64_t t0 = now_ns(), t_measure = t0 + (uint64_t)(warmup * 1e9),
@@ -399,7 +402,7 @@ drive(struct load *l, const char *spec, double warmup, double seconds)
     if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
         die("epoll_create1");
     open_conns(l, ep, spec);
-    while ((t = now_ns()) < t_end) {
+    while ((t = now_ns()) < t_end && (max == 0 || l->nlat < max)) {
         l->measuring = t >= t_measure;
         if ((n = epoll_wait(ep, evs, CONNS_MAX, 100)) < 0 && errno != EINTR)
             die("epoll_wait");
@@ -408,11 +411,12 @@ drive(struct load *l, const char *spec, double warmup, double seconds)
 
             if ((rc = on_readable(l, c)) < 0)
                 diex("connection closed or reply too long (is the server erroring?)");
-            if (rc == 1 && start_request(l, c) < 0)
+            if (rc == 1 && (max == 0 || l->nlat < max) && start_request(l, c) < 0)
                 die("send");
         }
     }
     close(ep);
+    return t > t_measure ? (double)(t - t_measure) / 1e9 : 0;
 }
 
 static int
@@ -438,17 +442,19 @@ static int
 cmd_run(int argc, char **argv)
 {
     static struct load l;
-    double seconds = 5, warmup = 0.5;
+    double seconds = 5, warmup = 0.5, took;
     unsigned long ncust = 1000000, ngrants = 100000;
+    size_t max = 0;
     size_t k;
     int ch;
 
     l.nconns = 1;
     l.rng = 0x9e3779b97f4a7c15ull;
-    while ((ch = getopt(argc, argv, "c:d:w:C:G:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:d:n:w:C:G:")) != -1) {
         switch (ch) {
         case 'c': l.nconns = strtoul(optarg, NULL, 10); break;
         case 'd': seconds = strtod(optarg, NULL); break;
+        case 'n': max = strtoul(optarg, NULL, 10); seconds = 86400; break;
         case 'w': warmup = strtod(optarg, NULL); break;
         case 'C': ncust = strtoul(optarg, NULL, 10); break;
         case 'G': ngrants = strtoul(optarg, NULL, 10); break;
@@ -459,10 +465,12 @@ cmd_run(int argc, char **argv)
         return 2;
     for (k = 0; k < POOL_SIZE; k++)
         make_request(&l, k, ncust, ngrants);
-    drive(&l, argv[optind], warmup, seconds);
+    took = drive(&l, argv[optind], warmup, seconds, max);
+    if (max == 0 || took <= 0)
+        took = seconds;
     qsort(l.lat, l.nlat, sizeof(*l.lat), cmp_u64);
-    printf("%zu %zu %.2f %.0f %.3f %.3f\n", l.nconns, l.nlat, seconds,
-           (double)l.nlat / seconds, pct_ms(&l, 0.50), pct_ms(&l, 0.99));
+    printf("%zu %zu %.2f %.0f %.3f %.3f\n", l.nconns, l.nlat, took,
+           (double)l.nlat / took, pct_ms(&l, 0.50), pct_ms(&l, 0.99));
     for (k = 0; k < ACTIONS_MAX && l.actions[k].word[0] != '\0'; k++)
         fprintf(stderr, "policyd_load: action %s: %lu\n", l.actions[k].word, l.actions[k].n);
     return 0;
@@ -479,7 +487,7 @@ main(int argc, char **argv)
         rc = cmd_run(argc - 1, argv + 1);
     if (rc == 2)
         fprintf(stderr, "usage: policyd_load gen CUSTOMERS GRANTS DIR\n"
-                        "       policyd_load run [-c CONNS] [-d SECONDS] [-w WARMUP] "
+                        "       policyd_load run [-c CONNS] [-d SECONDS | -n REQUESTS] [-w WARMUP] "
                         "[-C CUSTOMERS] [-G GRANTS] inet:HOST:PORT|unix:PATH\n");
     return rc;
 }

@@ -325,8 +325,8 @@ lookup_word(const char *const *names, size_t n, const char *word)
 {
     size_t i;
 
-    for (i = 0; i < n; i++)
-        if (strcmp(names[i], word) == 0)
+    for (i = 0; i < n; i++)      /* the first byte first: most names differ there */
+        if (names[i][0] == word[0] && strcmp(names[i], word) == 0)
             return (int)i;
     return -1;
 }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -42,6 +43,9 @@ struct log_state {
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct log_state log_state = { "autoturn", LOG_DEST_STDERR, LOG_MAIL, LOG_LEVEL_INFO };
 static char log_ident[LOG_PROG_MAX];   /* openlog() keeps the pointer */
+/* log_state.level, readable without the lock: a message below the
+ * threshold (a debug line on every policy request) costs one load */
+static atomic_int log_threshold = LOG_LEVEL_INFO;
 
 static const struct {
     const char *name;
@@ -65,6 +69,7 @@ log_init(const char *prog, enum log_dest dest, int facility, enum log_level leve
     log_state.dest = dest;
     log_state.facility = facility;
     log_state.level = level;
+    atomic_store(&log_threshold, (int)level);
     if (dest == LOG_DEST_SYSLOG) {
         (void)str_copy(log_ident, sizeof(log_ident), prog);
         openlog(log_ident, LOG_PID | LOG_NDELAY, facility);
@@ -195,6 +200,8 @@ vlog(enum log_sev sev, int errnum, const char *fmt, va_list ap)
     char text[LOG_LINE_MAX - LOG_PROG_MAX - 32];
     struct log_state st;
 
+    if (sev != SEV_FATAL && (int)sev < atomic_load_explicit(&log_threshold, memory_order_relaxed))
+        return;
     pthread_mutex_lock(&log_lock);
     st = log_state;
     pthread_mutex_unlock(&log_lock);

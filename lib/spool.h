@@ -3,18 +3,30 @@
  * spool.h - the per-customer maildir spool: <root>/<customer>/{tmp,new,cur}
  * plus <root>/<customer>/bad (malformed files moved aside),
  * <root>/<customer>/hold (held by the administrator: counted, listed,
- * never delivered) and <root>/<customer>/.lock (flush lock).
+ * never delivered), <root>/<customer>/.lock (flush lock) and
+ * <root>/<customer>/.usage (the usage record: messages, bytes and oldest
+ * arrival of new/, cur/ and hold/, kept up to date by every function here
+ * that adds or removes a message).
  *
  * Writing is durable: a file is created in tmp/ (O_CREAT|O_EXCL|O_NOFOLLOW,
- * mode 0600), written, fsync'ed, linked into new/, new/ is fsync'ed, then
- * the tmp/ name is removed. Any failure unlinks the temp file (one cleanup
+ * mode 0600), written, fsync'ed, linked into new/ under its id (the tmp/
+ * name plus ",S=<size>") and counted, new/ is fsync'ed (one fsync serves
+ * every writer of the customer that linked before it started), then the
+ * tmp/ name is removed. Any failure unlinks the temp file (one cleanup
  * path). Reading streams with bounded memory. Listing is oldest first.
  * Directories are created mode 0700.
  *
- * File names: "<sec>.M<usec>P<pid>Q<seq>.<host>" (maildir style); the
- * name is the spool id shown in logs and by "autoturnctl queue".
+ * File names: "<sec>.M<usec>P<pid>Q<seq>.<host>,S=<size>" (Maildir++
+ * style); names without ",S=" (written before it existed, or by other
+ * tools) are still read: their size is the file's. The name is the spool
+ * id shown in logs and by "autoturnctl queue". Format: docs/spool-format.md.
  *
- * Thread-safe: a struct spool holds only its root and hostname.
+ * Code that adds or removes files in new/, cur/ or hold/ by other means than
+ * these functions must call spool_reconcile() afterwards.
+ *
+ * Thread-safe: a struct spool holds its root, hostname and a cache of
+ * open customer directories (with a lock); a forked child does not use
+ * its parent's cache.
  */
 #ifndef AUTOTURN_SPOOL_H
 #define AUTOTURN_SPOOL_H
@@ -57,7 +69,7 @@ void spool_writer_abort(struct spool_writer *w);
 /* --- listing and accounting --- */
 struct spool_entry {
     char id[SPOOL_ID_MAX];
-    uint64_t size;           /* bytes of the whole file */
+    uint64_t size;           /* bytes: ",S=" of the name, else the file's size */
     time_t arrival;          /* from the file name */
     bool in_cur;             /* found in cur/ (moved there by a mail tool) */
     bool on_hold;            /* found in hold/ (spool_list_all only) */
@@ -72,16 +84,38 @@ int spool_list(struct spool *sp, const char *customer, struct spool_entry **v_r,
 int spool_list_all(struct spool *sp, const char *customer, struct spool_entry **v_r,
                    size_t *n_r, struct errbuf *err);
 
-/* spool_stats - every message, those on hold included (they count for
- * the customer's limits); on_hold says how many of them are on hold. */
+/* every message, those on hold included (they count for the customer's
+ * limits); on_hold says how many of them are on hold. */
 struct spool_stats {
     uint64_t messages;
     uint64_t bytes;
-    time_t oldest;           /* 0 if empty */
-    uint64_t on_hold;        /* of messages, in hold/ */
+    time_t oldest;           /* 0 if empty (spool_usage: also when not known) */
+    uint64_t on_hold;        /* of messages, in hold/ (spool_stats only) */
 };
+
+/* spool_stats - messages, bytes and oldest arrival of new/, cur/ and
+ * hold/, from the usage record: O(1), except that the spool is counted
+ * again when the record cannot be trusted (missing, damaged, left dirty by a
+ * process that died, written before the last boot, older than an hour)
+ * or does not know the oldest arrival (after the oldest message left).
+ * on_hold is counted in hold/ (usually missing: one failed open).
+ * A customer with no directory has all zeros. */
 int spool_stats(struct spool *sp, const char *customer, struct spool_stats *st,
                 struct errbuf *err);
+
+/* spool_usage - the same without the oldest arrival and on_hold (a quota
+ * check): never counts the spool only to learn them. */
+int spool_usage(struct spool *sp, const char *customer, struct spool_stats *st,
+                struct errbuf *err);
+
+/* spool_reconcile - count new/, cur/ and hold/ now and rewrite the usage
+ * record (under its lock; concurrent writers wait). Nothing is moved or deleted.
+ * st gets the counted figures. */
+int spool_reconcile(struct spool *sp, const char *customer, struct spool_stats *st,
+                    struct errbuf *err);
+
+/* spool_id_size - the size in an id's ",S=<size>": 1 found, 0 none. */
+int spool_id_size(const char *id, uint64_t *size_r);
 
 /* spool_customers - names of the customer directories present (sorted),
  * malloc'd array of malloc'd strings; free with spool_names_free. */
@@ -124,7 +158,10 @@ int spool_delete(struct spool *sp, const char *customer, const char *id, struct 
 int spool_delete_delivered(struct spool *sp, const char *customer, const char *id,
                            struct errbuf *err);
 
-/* spool_sync - fsync the customer's new/ and cur/ directories. */
+/* spool_sync - fsync the customer's new/ and cur/ directories (and hold/
+ * if this process deleted from it), and learn
+ * the oldest arrival again if deletions made it unknown (counting the
+ * spool once: the end of a batch is the place for it). */
 int spool_sync(struct spool *sp, const char *customer, struct errbuf *err);
 
 /* spool_rewrite_envelope - atomically replace the envelope of a message

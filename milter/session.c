@@ -35,9 +35,7 @@
 
 struct session {
     bool leadspc;                            /* SMFIP_HDR_LEADSPC negotiated */
-    bool noreply_conn;                       /* SMFIP_NR_CONN: connect sends no reply */
-    bool noreply_mail;                       /* SMFIP_NR_MAIL: MAIL sends no reply */
-    bool noreply_helo;                       /* SMFIP_NR_HELO: HELO sends no reply */
+    unsigned long noreply;                   /* SMFIP_NR_* negotiated: stages without a reply */
     char client_addr[ENVELOPE_CLIENT_ADDR_MAX + 1]; /* for the Received: line; "" unknown */
     char client_name[ENVELOPE_HOST_MAX + 1];
     char helo[ENVELOPE_HOST_MAX + 1];
@@ -101,6 +99,13 @@ note_queue_id(SMFICTX *ctx, struct session *s)
     (void)str_copy(s->queue_id, sizeof(s->queue_id), id);
 }
 
+/* go_on - carry on after a stage: no reply where the MTA expects none */
+static sfsistat
+go_on(const struct session *s, unsigned long stage)
+{
+    return (s->noreply & stage) != 0 ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
 static const char *
 qid(const struct session *s)
 {
@@ -132,15 +137,16 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
     if ((s = session_get(ctx)) == NULL)
         return SMFIS_REJECT;
     *pf0 = SMFIF_DELRCPT;
-    /* connect, HELO and MAIL never refuse anything: spare the MTA their
-     * round trips (HELO is seen only for the Received: line) */
+    /* connect, HELO and MAIL never refuse anything (HELO is seen only for
+     * the Received: line), and a spool failure while the message streams
+     * in is answered at its end: spare the MTA the round trips of those
+     * stages (one per header line) */
     *pf1 = f1 & (SMFIP_HDR_LEADSPC | SMFIP_NOUNKNOWN | SMFIP_NR_CONN | SMFIP_NR_HELO |
-                 SMFIP_NR_MAIL);
+                 SMFIP_NR_MAIL | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY);
     *pf2 = *pf3 = 0;
     s->leadspc = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
-    s->noreply_conn = (*pf1 & SMFIP_NR_CONN) != 0;
-    s->noreply_mail = (*pf1 & SMFIP_NR_MAIL) != 0;
-    s->noreply_helo = (*pf1 & SMFIP_NR_HELO) != 0;
+    s->noreply = *pf1 & (SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_HDR |
+                         SMFIP_NR_EOH | SMFIP_NR_BODY);
     return SMFIS_CONTINUE;
 }
 
@@ -163,7 +169,7 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
     (void)str_copy(s->client_name, sizeof(s->client_name),
                    hostname != NULL && hostname[0] != '\0' && hostname[0] != '[' ? hostname
                                                                               : "unknown");
-    return s->noreply_conn ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+    return go_on(s, SMFIP_NR_CONN);
 }
 
 static sfsistat
@@ -174,7 +180,7 @@ cb_helo(SMFICTX *ctx, char *helo)
     if (s == NULL)
         return SMFIS_TEMPFAIL;
     (void)str_copy(s->helo, sizeof(s->helo), helo != NULL ? helo : "");   /* cut: fine */
-    return s->noreply_helo ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+    return go_on(s, SMFIP_NR_HELO);
 }
 
 static sfsistat
@@ -191,11 +197,12 @@ cb_envfrom(SMFICTX *ctx, char **argv)
         s->sender_error = why;
     else if (rcptaddr_params(argv, mail_keep, s->mail_params, sizeof(s->mail_params)) < 0)
         s->sender_error = "parameters too long";
-    return s->noreply_mail ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+    return go_on(s, SMFIP_NR_MAIL);
 }
 
 /* check_quota - 1 over quota, 0 fine, -1 error. Only the first recipient
- * of a customer in a message is checked: the message takes one copy. */
+ * of a customer in a message is checked: the message takes one copy. The
+ * figures come from the spool's usage record (O(1): one read). */
 static int
 check_quota(const struct customer *c, struct session *s, struct errbuf *err)
 {
@@ -204,7 +211,7 @@ check_quota(const struct customer *c, struct session *s, struct errbuf *err)
     if ((c->max_messages == 0 && c->max_bytes == 0) ||
         (s->hold != NULL && hold_has_customer(s->hold, c->name)))
         return 0;
-    if (spool_stats(milter.spool, c->name, &st, err) < 0)
+    if (spool_usage(milter.spool, c->name, &st, err) < 0)
         return -1;
     return (c->max_messages != 0 && st.messages >= c->max_messages) ||
            (c->max_bytes != 0 && st.bytes >= c->max_bytes);
@@ -333,9 +340,10 @@ cb_data(SMFICTX *ctx)
     return s->hold == NULL ? SMFIS_ACCEPT : SMFIS_CONTINUE;   /* nothing held: done */
 }
 
-/* write_fail - a spool write failed: log once, tempfail the message. */
+/* write_fail - a spool write failed: log once, tempfail the message (at
+ * once, or at its end when this stage has no reply). */
 static sfsistat
-write_fail(SMFICTX *ctx, struct session *s, const struct errbuf *err)
+write_fail(SMFICTX *ctx, struct session *s, unsigned long stage, const struct errbuf *err)
 {
     if (!s->failed) {
         log_warnx("%s: cannot store held mail: %s", qid(s), err->msg);
@@ -344,8 +352,21 @@ write_fail(SMFICTX *ctx, struct session *s, const struct errbuf *err)
     s->failed = true;
     hold_free(s->hold);          /* unlinks the temp files now */
     s->hold = NULL;
+    if ((s->noreply & stage) != 0)
+        return SMFIS_NOREPLY;
     return reply(ctx, "451", "4.3.0", "Temporary failure storing held mail, try again later",
                  SMFIS_TEMPFAIL);
+}
+
+/* skip - a stage of a message with nothing (more) to store */
+static sfsistat
+skip(const struct session *s, unsigned long stage)
+{
+    if (s == NULL)
+        return SMFIS_TEMPFAIL;
+    if (s->failed && (s->noreply & stage) == 0)
+        return SMFIS_TEMPFAIL;
+    return go_on(s, stage);
 }
 
 /* ensure_open - the spool files exist once the message starts. */
@@ -384,15 +405,15 @@ cb_header(SMFICTX *ctx, char *name, char *value)
     struct errbuf err;
 
     if (s == NULL || s->hold == NULL)
-        return s == NULL || s->failed ? SMFIS_TEMPFAIL : SMFIS_CONTINUE;
+        return skip(s, SMFIP_NR_HDR);
     if (strchr(value, '\n') != NULL)
         log_debug("%s: header %s is folded with %s", qid(s), name,
                   strstr(value, "\r\n") != NULL ? "CRLF" : "LF");
     if (ensure_open(ctx, s, &err) < 0 || hold_write(s->hold, name, strlen(name), &err) < 0 ||
         hold_write(s->hold, s->leadspc ? ":" : ": ", s->leadspc ? 1 : 2, &err) < 0 ||
         write_value(s->hold, value, &err) < 0 || hold_write(s->hold, "\r\n", 2, &err) < 0)
-        return write_fail(ctx, s, &err);
-    return SMFIS_CONTINUE;
+        return write_fail(ctx, s, SMFIP_NR_HDR, &err);
+    return go_on(s, SMFIP_NR_HDR);
 }
 
 static sfsistat
@@ -402,10 +423,10 @@ cb_eoh(SMFICTX *ctx)
     struct errbuf err;
 
     if (s == NULL || s->hold == NULL)
-        return s == NULL || s->failed ? SMFIS_TEMPFAIL : SMFIS_CONTINUE;
+        return skip(s, SMFIP_NR_EOH);
     if (ensure_open(ctx, s, &err) < 0 || hold_write(s->hold, "\r\n", 2, &err) < 0)
-        return write_fail(ctx, s, &err);
-    return SMFIS_CONTINUE;
+        return write_fail(ctx, s, SMFIP_NR_EOH, &err);
+    return go_on(s, SMFIP_NR_EOH);
 }
 
 static sfsistat
@@ -415,10 +436,10 @@ cb_body(SMFICTX *ctx, unsigned char *buf, size_t len)
     struct errbuf err;
 
     if (s == NULL || s->hold == NULL)
-        return s == NULL || s->failed ? SMFIS_TEMPFAIL : SMFIS_CONTINUE;
+        return skip(s, SMFIP_NR_BODY);
     if (ensure_open(ctx, s, &err) < 0 || hold_write(s->hold, buf, len, &err) < 0)
-        return write_fail(ctx, s, &err);
-    return SMFIS_CONTINUE;
+        return write_fail(ctx, s, SMFIP_NR_BODY, &err);
+    return go_on(s, SMFIP_NR_BODY);
 }
 
 /* delrcpt_one - hold_foreach_raw callback. */
@@ -452,7 +473,13 @@ finish(SMFICTX *ctx, struct session *s)
 
     metrics_clock(&t0);
     if (ensure_open(ctx, s, &err) < 0 || hold_commit(s->hold, milter.spool, &err) < 0)
-        return write_fail(ctx, s, &err);
+        return write_fail(ctx, s, 0, &err);
+    if (s->naccepted == hold_count(s->hold)) {
+        /* every recipient held: the discard removes them all */
+        log_held(s);
+        metrics_observe(METRIC_MILTER_HOLD_DURATION, 0, metrics_elapsed(&t0));
+        return SMFIS_DISCARD;
+    }
     if (hold_foreach_raw(s->hold, delrcpt_one, ctx) != 0) {
         hold_rollback(s->hold, milter.spool);
         log_warnx("%s: smfi_delrcpt failed; held copies withdrawn", qid(s));
@@ -462,7 +489,7 @@ finish(SMFICTX *ctx, struct session *s)
     }
     log_held(s);
     metrics_observe(METRIC_MILTER_HOLD_DURATION, 0, metrics_elapsed(&t0));
-    return s->naccepted == hold_count(s->hold) ? SMFIS_DISCARD : SMFIS_CONTINUE;
+    return SMFIS_CONTINUE;
 }
 
 static sfsistat

@@ -3,7 +3,12 @@
  * test_policy.c - unit tests of the policy protocol parser (policy.c):
  * requests split across reads, several in one read, attribute order,
  * unknown and duplicate attributes, kept values that do not fit, and
- * every protocol violation with its exact error text.
+ * every protocol violation with its exact error text; and that the fast
+ * path for whole lines agrees with the byte-by-byte path everywhere:
+ * stop bytes at every offset around the scan blocks, line and attribute
+ * limits met exactly in one read, every kept field at its size, and
+ * seeded random requests fed whole and split. The same file is built
+ * three times, once per scan (SSE2 or words or bytes, see policy.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -259,7 +264,8 @@ test_bad_input(void **state)
         const struct bad_case *t = &bad_cases[i];
 
         len = t->len ? t->len : strlen(t->input);
-        for (step = 1; step <= len; step = step * 2 + 1) {
+        for (step = 1; step <= len; step = step < len && step * 2 + 1 > len ? len
+                                                                  : step * 2 + 1) {
             policy_parser_init(&p, t->max_line, t->max_attrs);
             memset(err.msg, 0, sizeof(err.msg));
             rc = feed(&p, t->input, len, step, NULL, &err);
@@ -272,6 +278,270 @@ test_bad_input(void **state)
                 assert_string_equal(err.msg, t->want);
             }
         }
+    }
+}
+
+/* --- the fast path agrees with the byte-by-byte path --- */
+
+#define OUT_REQS 8
+
+struct outcome {
+    int rc;                      /* 1 all requests, -1 violation, 0 incomplete */
+    size_t nreq;
+    struct policy_request req[OUT_REQS];
+    char err[ERRBUF_SIZE];
+    size_t consumed;             /* bytes used up to the violation */
+};
+
+/* run - feed data in chunks of step bytes; the outcome */
+static void
+run(const char *data, size_t len, size_t step, size_t max_line, size_t max_attrs,
+    struct outcome *o)
+{
+    struct policy_parser p;
+    struct errbuf err;
+    size_t off = 0, n, used;
+    int rc = 0;
+
+    memset(o, 0, sizeof(*o));
+    policy_parser_init(&p, max_line, max_attrs);
+    while (off < len) {
+        n = len - off < step ? len - off : step;
+        rc = policy_parse(&p, data + off, n, &used, &err);
+        off += used;
+        if (rc < 0) {
+            (void)str_copy(o->err, sizeof(o->err), err.msg);
+            break;
+        }
+        if (rc == 1 && o->nreq < OUT_REQS)
+            o->req[o->nreq++] = p.req;
+    }
+    o->rc = rc;
+    o->consumed = off;
+}
+
+static void
+same_request(const struct policy_request *a, const struct policy_request *b, const char *what)
+{
+    if (strcmp(a->request, b->request) != 0 || strcmp(a->protocol_state, b->protocol_state) ||
+        strcmp(a->client_address, b->client_address) ||
+        strcmp(a->sasl_username, b->sasl_username) || strcmp(a->recipient, b->recipient) ||
+        strcmp(a->etrn_domain, b->etrn_domain) || strcmp(a->policy_context, b->policy_context)
+        || a->nattrs != b->nattrs || a->overlong != b->overlong)
+        fail_msg("%s: requests differ (nattrs %zu/%zu, overlong %u/%u, client '%s'/'%s', "
+                 "recipient '%s'/'%s')", what, a->nattrs, b->nattrs, a->overlong, b->overlong,
+                 a->client_address, b->client_address, a->recipient, b->recipient);
+}
+
+/* agree - whole, byte by byte and a few splits around the block sizes
+ * give the same outcome; returns the whole one's rc */
+static int
+agree(const char *data, size_t len, size_t max_line, size_t max_attrs, const char *what)
+{
+    static const size_t steps[] = {1, 2, 7, 8, 9, 15, 16, 17, 33};
+    struct outcome whole, split;
+    size_t i, k;
+
+    run(data, len, len ? len : 1, max_line, max_attrs, &whole);
+    for (i = 0; i < ARRAY_LEN(steps); i++) {
+        run(data, len, steps[i], max_line, max_attrs, &split);
+        if (whole.rc != split.rc || whole.nreq != split.nreq ||
+            strcmp(whole.err, split.err) != 0 || whole.consumed != split.consumed)
+            fail_msg("%s, step %zu: whole rc %d '%s' at %zu (%zu requests), split rc %d '%s' "
+                     "at %zu (%zu requests)", what, steps[i], whole.rc, whole.err,
+                     whole.consumed, whole.nreq, split.rc, split.err, split.consumed,
+                     split.nreq);
+        for (k = 0; k < whole.nreq; k++)
+            same_request(&whole.req[k], &split.req[k], what);
+    }
+    return whole.rc;
+}
+
+/* a byte of each kind at every offset of a name and of a value, across
+ * the 8- and 16-byte blocks of the scan */
+static void
+test_fast_path_offsets(void **state)
+{
+    static const unsigned char kinds[] = {
+        0x01, 0x1f, '\t', 0x7f, '=', 0x20, 0x7e, 0x80, 0x9f, 0xff, '\r', 0x00
+    };
+    char req[256], what[64], name[64], value[64];
+    size_t k, off, len;
+    int rc;
+
+    (void)state;
+    for (k = 0; k < ARRAY_LEN(kinds); k++) {
+        for (off = 0; off < 40; off++) {
+            /* in a value (of client_address, kept) */
+            memset(value, 'v', off + 3);
+            value[off] = (char)kinds[k];
+            value[off + 3] = '\0';
+            len = 0;
+            assert_int_equal(str_printf(req, sizeof(req), "request=smtpd_access_policy\n"
+                                        "client_address="), 0);
+            len = strlen(req);
+            memcpy(req + len, value, off + 3);
+            len += off + 3;
+            memcpy(req + len, "\nrecipient=r@x\n\n", 16);
+            len += 16;
+            (void)str_printf(what, sizeof(what), "byte 0x%02x at %zu of a value", kinds[k], off);
+            rc = agree(req, len, 4096, 100, what);
+            assert_int_equal(rc, kinds[k] < 0x20 && kinds[k] != '\t' ? -1
+                             : kinds[k] == 0x7f ? -1 : 1);
+            /* in a name (off bytes before it, the name is unknown unless
+             * the byte is '=', which ends it) */
+            memset(name, 'n', off + 3);
+            name[off] = (char)kinds[k];
+            memcpy(req, "request=smtpd_access_policy\n", 28);
+            len = 28;
+            memcpy(req + len, name, off + 3);
+            len += off + 3;
+            memcpy(req + len, "=x\n\n", 4);
+            len += 4;
+            (void)str_printf(what, sizeof(what), "byte 0x%02x at %zu of a name", kinds[k], off);
+            rc = agree(req, len, 4096, 100, what);
+            assert_int_equal(rc, (kinds[k] < 0x20 && kinds[k] != '\t') || kinds[k] == 0x7f ? -1
+                             : kinds[k] == '=' && off == 0 ? -1 : 1);
+        }
+    }
+}
+
+/* the line length limit and the attribute count met exactly in one read,
+ * with lines ending on both sides of the scan blocks */
+static void
+test_fast_path_limits(void **state)
+{
+    char req[512], what[64];
+    size_t max, over, len, i;
+    int rc;
+
+    (void)state;
+    for (max = 3; max <= 70; max++) {
+        for (over = 0; over <= 1; over++) {
+            /* "x=" and max - 2 + over value bytes: max + over bytes */
+            memcpy(req, "request=smtpd_access_policy\n", 28);
+            len = 28;
+            memcpy(req + len, "x=", 2);
+            memset(req + len + 2, 'v', max - 2 + over);
+            len += max + over;
+            memcpy(req + len, "\n\n", 2);
+            len += 2;
+            (void)str_printf(what, sizeof(what), "line of %zu, limit %zu", max + over, max);
+            rc = agree(req, len, max < 27 ? 27 : max, 100, what);
+            if (max >= 27)
+                assert_int_equal(rc, over ? -1 : 1);
+        }
+    }
+    for (max = 1; max <= 20; max++) {
+        for (over = 0; over <= 1; over++) {
+            memcpy(req, "request=smtpd_access_policy\n", 28);
+            len = 28;
+            for (i = 1; i < max + over; i++) {
+                memcpy(req + len, "ab=1\n", 5);
+                len += 5;
+            }
+            req[len++] = '\n';
+            (void)str_printf(what, sizeof(what), "%zu attributes, limit %zu", max + over, max);
+            assert_int_equal(agree(req, len, 4096, max, what), over ? -1 : 1);
+        }
+    }
+}
+
+/* every kept field: a value that just fits, and one byte more */
+static void
+test_fast_path_fields(void **state)
+{
+    static const struct {
+        const char *name;
+        size_t size;
+        size_t offset;
+    } kept[] = {
+        {"request", POLICY_WORD_MAX, offsetof(struct policy_request, request)},
+        {"protocol_state", POLICY_WORD_MAX, offsetof(struct policy_request, protocol_state)},
+        {"client_address", POLICY_ADDR_MAX, offsetof(struct policy_request, client_address)},
+        {"sasl_username", POLICY_USER_MAX, offsetof(struct policy_request, sasl_username)},
+        {"recipient", POLICY_RCPT_MAX, offsetof(struct policy_request, recipient)},
+        {"etrn_domain", POLICY_DOMAIN_MAX, offsetof(struct policy_request, etrn_domain)},
+        {"policy_context", POLICY_CONTEXT_MAX, offsetof(struct policy_request, policy_context)},
+    };
+    char req[2048], what[64];
+    struct outcome o;
+    size_t i, vlen, len;
+
+    (void)state;
+    for (i = 1; i < ARRAY_LEN(kept); i++) {
+        for (vlen = kept[i].size - 1; vlen <= kept[i].size; vlen++) {
+            memcpy(req, "request=smtpd_access_policy\n", 28);
+            len = 28;
+            memcpy(req + len, kept[i].name, strlen(kept[i].name));
+            len += strlen(kept[i].name);
+            req[len++] = '=';
+            memset(req + len, 'k', vlen);
+            len += vlen;
+            memcpy(req + len, "\n\n", 2);
+            len += 2;
+            (void)str_printf(what, sizeof(what), "%s of %zu bytes", kept[i].name, vlen);
+            assert_int_equal(agree(req, len, 4096, 100, what), 1);
+            run(req, len, len, 4096, 100, &o);
+            assert_int_equal(strlen((const char *)&o.req[0] + kept[i].offset),
+                             vlen < kept[i].size ? vlen : 0);
+            assert_int_equal(o.req[0].overlong, vlen < kept[i].size ? 0 : 1);
+        }
+    }
+}
+
+/* xorshift, seeded: the same "random" requests every run */
+static uint64_t
+next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void
+test_fast_path_random(void **state)
+{
+    static const char *const names[] = {
+        "request", "protocol_state", "client_address", "sasl_username", "recipient",
+        "etrn_domain", "policy_context", "client_name", "x", "reverse_client_name",
+        "ccert_pubkey_fingerprint"
+    };
+    static const char alphabet[] = "abc019.@- =\t\x80\xff";
+    static const size_t limits[][2] = {{4096, 100}, {40, 100}, {4096, 6}, {17, 4}};
+    char req[4096], what[64];
+    uint64_t x = 0x5eed5eed12345678ull;
+    size_t round, len, nlines, i, vlen, lim;
+
+    (void)state;
+    for (round = 0; round < 3000; round++) {
+        len = 0;
+        nlines = 1 + next(&x) % 12;
+        for (i = 0; i < nlines && len < sizeof(req) - 700; i++) {
+            const char *nm = i == 0 ? "request" : names[next(&x) % ARRAY_LEN(names)];
+
+            memcpy(req + len, nm, strlen(nm));
+            len += strlen(nm);
+            if (next(&x) % 40 != 0)
+                req[len++] = '=';
+            if (i == 0) {
+                memcpy(req + len, "smtpd_access_policy", 19);
+                len += 19;
+            } else {
+                vlen = next(&x) % 4 == 0 ? next(&x) % 600 : next(&x) % 24;
+                while (vlen-- > 0)
+                    req[len++] = next(&x) % 300 == 0 ? "\x01\x7f"[next(&x) % 2]
+                                                     : alphabet[next(&x) % (sizeof(alphabet) - 1)];
+            }
+            req[len++] = '\n';
+            if (next(&x) % 8 == 0)
+                req[len++] = '\n';       /* ends a request; another may follow */
+        }
+        req[len++] = '\n';
+        lim = next(&x) % ARRAY_LEN(limits);
+        (void)str_printf(what, sizeof(what), "random request %zu", round);
+        (void)agree(req, len, limits[lim][0], limits[lim][1], what);
     }
 }
 
@@ -299,6 +569,10 @@ main(void)
         cmocka_unit_test(test_in_request),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_reply),
+        cmocka_unit_test(test_fast_path_offsets),
+        cmocka_unit_test(test_fast_path_limits),
+        cmocka_unit_test(test_fast_path_fields),
+        cmocka_unit_test(test_fast_path_random),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

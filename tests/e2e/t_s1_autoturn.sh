@@ -158,7 +158,7 @@ else
 fi
 grep -qx 'X-Mail-Args: <s@example.org> BODY=8BITMIME' "$f2" && pass "m2 kept BODY=8BITMIME" ||
   fail "m2 BODY=8BITMIME" "$(grep X-Mail "$f2")"
-[ "$(find "$D/spool/acme" -type f ! -name .lock | wc -l)" = 0 ] && pass "acme's spool is empty (new, cur, tmp)" ||
+[ "$(find "$D/spool/acme" -type f ! -name '.*' | wc -l)" = 0 ] && pass "acme's spool is empty (new, cur, tmp)" ||
   fail "spool empty" "$(find "$D/spool/acme" -type f)"
 run e2e_ctl queue
 expect "autoturnctl queue: nothing held" 0 "-- 0 messages, 0 bytes held for 0 customers"

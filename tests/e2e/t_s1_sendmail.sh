@@ -106,7 +106,7 @@ f2=$(grep -l '^Message-ID: <m2@example.org>' "$D"/sink-ACME/* 2>/dev/null)
 [ -n "$f2" ] && e2e_sink_same "$WORK/m2" "$f2" >"$WORK/cmp" 2>&1 && grep -qx 'X-Mail-Args: <s@example.org> BODY=8BITMIME' "$f2" &&
   pass "m2 at acme's server is the message sent (as smtp-sink stores it), BODY=8BITMIME" ||
   fail "m2 at acme's server" "$(cat "$WORK/cmp")" "$(head -7 "$f2")"
-[ "$(find "$D/spool/acme" -type f ! -name .lock | wc -l)" = 0 ] && pass "acme's spool is empty" ||
+[ "$(find "$D/spool/acme" -type f ! -name '.*' | wc -l)" = 0 ] && pass "acme's spool is empty" ||
   fail "spool empty" "$(find "$D/spool/acme" -type f)"
 [ "$(e2e_count "$D/sink-STRANGER")" = 0 ] && pass "the stranger's server got nothing" || fail "stranger got nothing"
 

@@ -130,7 +130,7 @@ chmod 0755 "$D/failing-sendmail"
 sed -i "s|sendmail_command = .*|sendmail_command = \"$D/failing-sendmail\"|" "$D/autoturn.conf"
 put acme f1 s@example.org a@virt.dom
 fl_start "$D" || { fail "flusher starts (2)" "$(cat "$D/flusher.log")"; finish; exit 1; }
-if wait_for 30 grep -q "customer=acme, id=[^,]*: expiry DSN not sent: sendmail exited with status 75; message kept" "$D/flusher.log"; then
+if wait_for 30 grep -q "customer=acme, id=[^ ]*: expiry DSN not sent: sendmail exited with status 75; message kept" "$D/flusher.log"; then
   sleep 1.5
   [ "$(fl_held "$D" acme)" = 1 ] && pass "DSN refused (exit 75): message kept, logged" ||
     fail "DSN refused: kept" "$(fl_held "$D" acme)"

@@ -3,10 +3,15 @@
  * test_spool.c - the per-customer maildir spool: durable write and
  * byte-exact read back, modes, ordering, stats, every failure path of the
  * writer (nothing left behind), malformed files moved to bad/, delete,
- * envelope rewrite, the flush lock and concurrent writers; the
- * administrator's hold (hold/release, listing, stats, find) and the
- * read-only peek that never moves a file.
+ * envelope rewrite, the flush lock and concurrent writers; sizes in the
+ * names (",S=") and the usage record: kept on store and delete, counted
+ * again when it cannot be trusted, and after processes killed while
+ * storing; the administrator's hold (hold/release, listing, stats, find,
+ * and the usage record across them) and the read-only peek that never
+ * moves a file.
  */
+#include <sys/wait.h>
+#include <time.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +32,7 @@
 
 #include "envelope.h"
 #include "spool.h"
+#include "usage.h"
 #include "util.h"
 
 #define CUST "acme"
@@ -346,13 +352,16 @@ test_stats(void **state)
     struct spool_entry *v;
     struct spool_stats st;
     struct errbuf err;
-    char id[SPOOL_ID_MAX];
+    char id[SPOOL_ID_MAX], rel[256];
     uint64_t bytes = 0;
     size_t n, i;
 
+    /* planted first: the first store counts the spool (no record yet) */
+    assert_int_equal(mkdir(path_of(f, CUST, rel, sizeof(rel)), 0700), 0);
+    assert_int_equal(mkdir(path_of(f, CUST "/cur", rel, sizeof(rel)), 0700), 0);
+    plant(f, CUST "/cur/1500000000.M5P5Q5.h:2,", "abc");
     for (i = 0; i < 5; i++)
         store(f->sp, CUST, "0123456789", 1 + i, 3, id);
-    plant(f, CUST "/cur/1500000000.M5P5Q5.h:2,", "abc");
     assert_int_equal(spool_list(f->sp, CUST, &v, &n, &err), 0);
     for (i = 0; i < n; i++)
         bytes += v[i].size;
@@ -891,6 +900,382 @@ test_lock_symlink_refused(void **state)
     assert_string_equal(err.msg, want);
 }
 
+/* --- sizes in names (",S=<size>") --- */
+
+static void
+test_id_has_size(void **state)
+{
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX], rel[256], path[256], want[40];
+    struct spool_entry *v;
+    struct errbuf err;
+    struct stat st;
+    uint64_t size = 0;
+    size_t n;
+
+    store(f->sp, CUST, body1, sizeof(body1), 5, id);
+    assert_int_equal(str_printf(rel, sizeof(rel), CUST "/new/%s", id), 0);
+    assert_int_equal(lstat(path_of(f, rel, path, sizeof(path)), &st), 0);
+    assert_int_equal(str_printf(want, sizeof(want), ",S=%lld", (long long)st.st_size), 0);
+    assert_true(strlen(id) > strlen(want));
+    assert_string_equal(id + strlen(id) - strlen(want), want);
+    assert_int_equal(spool_id_size(id, &size), 1);
+    assert_int_equal(size, (uint64_t)st.st_size);
+    assert_int_equal(spool_list(f->sp, CUST, &v, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].size, (uint64_t)st.st_size);
+    x_free(v);
+    assert_int_equal(count_dir(f, CUST "/tmp"), 0);
+}
+
+static void
+test_id_size_parse(void **state)
+{
+    static const struct {
+        const char *id;
+        int found;
+        uint64_t size;
+    } rows[] = {
+        {"1.M1P1Q1.h,S=42", 1, 42},
+        {"1.M1P1Q1.h,S=42:2,S", 1, 42},              /* flags of a mail tool after it */
+        {"1.M1P1Q1.h,W=50,S=42", 1, 42},             /* Dovecot's W= first */
+        {"1.M1P1Q1.h,S=42,W=50:2,", 1, 42},
+        {"1.M1P1Q1.h,S=0", 1, 0},
+        {",S=7", 1, 7},
+        {"1.M1P1Q1.h,S=9999999999999999999", 1, 9999999999999999999ULL},   /* 19 digits */
+        {"1.M1P1Q1.h", 0, 0},                        /* an old name */
+        {"1.M1P1Q1.h,S=", 0, 0},
+        {"1.M1P1Q1.h,S=4x2", 0, 0},
+        {"1.M1P1Q1.h,S=-1", 0, 0},
+        {"1.M1P1Q1.h,s=42", 0, 0},
+        {"1.M1P1Q1.h:2,S=42", 0, 0},                 /* after ':' it is flags */
+        {"1.M1P1Q1.h,S=12345678901234567890", 0, 0}, /* 20 digits */
+    };
+    uint64_t size;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < ARRAY_LEN(rows); i++) {
+        size = 12345;
+        if (spool_id_size(rows[i].id, &size) != rows[i].found)
+            fail_msg("%s: found %d, want %d", rows[i].id, !rows[i].found, rows[i].found);
+        if (rows[i].found && size != rows[i].size)
+            fail_msg("%s: size %llu", rows[i].id, (unsigned long long)size);
+    }
+}
+
+/* old names (no ",S=") are read, counted by their file size */
+static void
+test_old_names_read(void **state)
+{
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX];
+    struct spool_entry *v;
+    struct spool_stats st;
+    struct errbuf err;
+    size_t n;
+
+    store(f->sp, CUST, "x", 1, 1, id);
+    plant(f, CUST "/new/1700000000.M1P1Q1.oldhost", "hello");
+    plant(f, CUST "/cur/1700000001.M1P1Q2.oldhost:2,S", "abc");
+    assert_int_equal(spool_reconcile(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.messages, 3);
+    assert_int_equal(st.oldest, 1700000000);
+    assert_int_equal(spool_list(f->sp, CUST, &v, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0].id, "1700000000.M1P1Q1.oldhost");
+    assert_int_equal(v[0].size, 5);
+    assert_int_equal(v[1].size, 3);
+    assert_int_equal(st.bytes, 5 + 3 + v[2].size);
+    x_free(v);
+    assert_int_equal(spool_delete(f->sp, CUST, "1700000000.M1P1Q1.oldhost", &err), 0);
+    assert_int_equal(spool_stats(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.messages, 2);
+    assert_int_equal(st.oldest, 1700000001);
+}
+
+/* --- the usage record --- */
+
+static void
+usage_path(const struct fixture *f, char *buf, size_t size)
+{
+    path_of(f, CUST "/" USAGE_FILE, buf, size);
+}
+
+static void
+read_usage(const struct fixture *f, struct usage *u)
+{
+    char path[256], buf[USAGE_SIZE + 8];
+    const char *why = "";
+    ssize_t n;
+    int fd;
+
+    usage_path(f, path, sizeof(path));
+    assert_true((fd = open(path, O_RDONLY)) >= 0);
+    n = read(fd, buf, sizeof(buf));
+    close(fd);
+    assert_int_equal(n, USAGE_SIZE);
+    if (usage_parse(buf, (size_t)n, u, &why) < 0)
+        fail_msg("usage record: %s", why);
+}
+
+static void
+write_usage_bytes(const struct fixture *f, const void *buf, size_t len)
+{
+    char path[256];
+    int fd;
+
+    usage_path(f, path, sizeof(path));
+    assert_true((fd = open(path, O_WRONLY | O_TRUNC)) >= 0);
+    assert_int_equal(fd_write_all(fd, buf, len), 0);
+    close(fd);
+}
+
+static void
+write_usage(const struct fixture *f, const struct usage *u)
+{
+    char buf[USAGE_SIZE];
+
+    usage_format(u, buf);
+    write_usage_bytes(f, buf, sizeof(buf));
+}
+
+static uint64_t
+size_of(const char *id)
+{
+    uint64_t size = 0;
+
+    assert_int_equal(spool_id_size(id, &size), 1);
+    return size;
+}
+
+/* store, delete and deliver keep the record; it is read, not counted */
+static void
+test_usage_follows_changes(void **state)
+{
+    struct fixture *f = *state;
+    char ids[3][SPOOL_ID_MAX];
+    struct spool_stats st;
+    struct errbuf err;
+    struct usage u;
+    time_t t0 = time(NULL);
+    size_t i;
+
+    for (i = 0; i < 3; i++)
+        store(f->sp, CUST, "0123456789", 2 + i, 4, ids[i]);
+    read_usage(f, &u);
+    assert_false(u.dirty);
+    assert_string_equal(u.boot, usage_boot_id());
+    assert_int_equal(u.messages, 3);
+    assert_int_equal(u.bytes, size_of(ids[0]) + size_of(ids[1]) + size_of(ids[2]));
+    assert_true(u.oldest >= t0 && u.oldest <= time(NULL));
+    /* a file put there behind the spool's back is not seen: no scan */
+    plant(f, CUST "/new/1600000000.M1P1Q1.planted", "xyz");
+    assert_int_equal(spool_stats(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.messages, 3);
+    assert_int_equal(spool_reconcile(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.messages, 4);
+    assert_int_equal(st.oldest, 1600000000);
+    /* deleting the oldest makes it unknown; spool_usage does not count for it */
+    assert_int_equal(spool_delete(f->sp, CUST, "1600000000.M1P1Q1.planted", &err), 0);
+    read_usage(f, &u);
+    assert_int_equal(u.messages, 3);
+    assert_int_equal(u.oldest, USAGE_OLDEST_UNKNOWN);
+    assert_int_equal(spool_usage(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.messages, 3);
+    assert_int_equal(st.oldest, 0);
+    read_usage(f, &u);
+    assert_int_equal(u.oldest, USAGE_OLDEST_UNKNOWN);
+    assert_int_equal(spool_stats(f->sp, CUST, &st, &err), 0);
+    assert_true(st.oldest >= t0);
+    read_usage(f, &u);
+    assert_int_equal(u.oldest, st.oldest);
+    /* delivered, then the batch's sync */
+    assert_int_equal(spool_delete_delivered(f->sp, CUST, ids[0], &err), 0);
+    assert_int_equal(spool_delete_delivered(f->sp, CUST, ids[1], &err), 0);
+    assert_int_equal(spool_sync(f->sp, CUST, &err), 0);
+    read_usage(f, &u);
+    assert_int_equal(u.messages, 1);
+    assert_int_equal(u.bytes, size_of(ids[2]));
+    assert_false(u.dirty);
+    assert_int_equal(spool_delete(f->sp, CUST, ids[2], &err), 0);
+    read_usage(f, &u);
+    assert_int_equal(u.messages, 0);
+    assert_int_equal(u.bytes, 0);
+    assert_int_equal(u.oldest, 0);
+}
+
+/* the state a writer leaves when it dies between linking a message into
+ * new/ and counting it: the record dirty, the message in new/ and its
+ * tmp/ name. The next user counts again; nothing is lost or removed. */
+static void
+test_usage_crash_between_write_and_count(void **state)
+{
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX], a[256], b[256], rel[300];
+    const char *tmpname = "1763700000.M1P99Q1.crashed";
+    const char *newname = "1763700000.M1P99Q1.crashed,S=17";
+    struct spool_stats st;
+    struct errbuf err;
+    struct usage u;
+
+    store(f->sp, CUST, "x", 1, 1, id);
+    store(f->sp, CUST, "y", 1, 1, id);
+    read_usage(f, &u);
+    assert_int_equal(u.messages, 2);
+    /* crash after the record was marked dirty, before the link: only tmp/ */
+    u.dirty = true;
+    write_usage(f, &u);
+    assert_int_equal(str_printf(rel, sizeof(rel), CUST "/tmp/%s", tmpname), 0);
+    plant(f, rel, "X-Autoturn-Ver...");
+    assert_int_equal(spool_usage(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.messages, 2);
+    read_usage(f, &u);
+    assert_false(u.dirty);
+    /* crash after the link, before the count */
+    u.dirty = true;
+    write_usage(f, &u);
+    assert_int_equal(str_printf(rel, sizeof(rel), CUST "/new/%s", newname), 0);
+    assert_int_equal(link(path_of(f, CUST "/tmp/1763700000.M1P99Q1.crashed", a, sizeof(a)),
+                          path_of(f, rel, b, sizeof(b))), 0);
+    assert_int_equal(spool_usage(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.messages, 3);
+    assert_int_equal(st.bytes, 2 * size_of(id) + 17);
+    read_usage(f, &u);
+    assert_false(u.dirty);
+    assert_int_equal(u.messages, 3);
+    assert_int_equal(count_dir(f, CUST "/new"), 3);    /* nothing moved or removed */
+    assert_int_equal(count_dir(f, CUST "/tmp"), 1);
+    /* the next store counts on from there */
+    store(f->sp, CUST, "z", 1, 1, id);
+    assert_int_equal(spool_usage(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.messages, 4);
+}
+
+/* a record that cannot be trusted is counted again */
+static void
+test_usage_untrusted(void **state)
+{
+    enum { GARBAGE, SHORT, DIRTY, CHECKSUM, OLD_COUNT, FUTURE_COUNT, OTHER_BOOT, REMOVED };
+    static const char *const label[] = {
+        "garbage", "short", "dirty", "checksum", "counted 2 h ago", "counted in the future",
+        "other boot", "removed"
+    };
+    struct fixture *f = *state;
+    char id[SPOOL_ID_MAX], buf[USAGE_SIZE], path[256];
+    struct spool_stats st;
+    struct spool *sp2;
+    struct errbuf err;
+    struct usage u;
+    int k;
+
+    store(f->sp, CUST, "x", 1, 1, id);
+    for (k = GARBAGE; k <= REMOVED; k++) {
+        /* reality: one more message than the record says */
+        char rel[200];
+
+        assert_int_equal(str_printf(rel, sizeof(rel), CUST "/new/1700000000.M1P1Q%d.p,S=10", k),
+                         0);
+        plant(f, rel, "0123456789");
+        read_usage(f, &u);
+        switch (k) {
+        case GARBAGE:
+            write_usage_bytes(f, "garbage\n", 8);
+            break;
+        case SHORT:
+            usage_format(&u, buf);
+            write_usage_bytes(f, buf, sizeof(buf) - 1);
+            break;
+        case DIRTY:
+            u.dirty = true;
+            write_usage(f, &u);
+            break;
+        case CHECKSUM:
+            usage_format(&u, buf);
+            buf[USAGE_SIZE - 20] ^= 1;     /* a digit of oldest */
+            write_usage_bytes(f, buf, sizeof(buf));
+            break;
+        case OLD_COUNT:
+            u.counted = (int64_t)time(NULL) - 7200;
+            write_usage(f, &u);
+            break;
+        case FUTURE_COUNT:
+            u.counted = (int64_t)time(NULL) + 7200;
+            write_usage(f, &u);
+            break;
+        case OTHER_BOOT:
+            if (strcmp(usage_boot_id(), USAGE_BOOT_UNKNOWN) == 0) {
+                print_message("no boot id here: cannot test '%s'\n", label[k]);
+                assert_int_equal(spool_reconcile(f->sp, CUST, &st, &err), 0);
+                continue;
+            }
+            (void)str_copy(u.boot, sizeof(u.boot), "11111111-2222-3333-4444-555555555555");
+            write_usage(f, &u);
+            break;
+        case REMOVED:
+            usage_path(f, path, sizeof(path));
+            assert_int_equal(unlink(path), 0);
+            break;
+        }
+        /* a fresh struct spool (another process) and this one (cached) */
+        assert_non_null(sp2 = spool_new(f->root));
+        assert_int_equal(spool_usage(sp2, CUST, &st, &err), 0);
+        if (st.messages != (uint64_t)k + 2)
+            fail_msg("%s: %llu messages, want %d", label[k], (unsigned long long)st.messages,
+                     k + 2);
+        spool_free(sp2);
+        store(f->sp, CUST, "x", 1, 1, id);
+        assert_int_equal(spool_usage(f->sp, CUST, &st, &err), 0);
+        if (st.messages != (uint64_t)k + 3)
+            fail_msg("%s: then %llu messages", label[k], (unsigned long long)st.messages);
+        assert_int_equal(spool_delete(f->sp, CUST, id, &err), 0);
+        read_usage(f, &u);
+        assert_false(u.dirty);
+    }
+}
+
+/* writers killed at random moments: afterwards the record agrees with
+ * new/, and every message in new/ is whole */
+static void
+test_usage_writers_killed(void **state)
+{
+    struct fixture *f = *state;
+    struct spool_entry *v;
+    struct spool_stats st;
+    struct spool_msg *m;
+    struct errbuf err;
+    uint64_t bytes;
+    size_t n, i;
+    int round, status;
+    pid_t pid;
+
+    srand((unsigned)time(NULL));
+    for (round = 0; round < 12; round++) {
+        if ((pid = fork()) == 0) {
+            char id[SPOOL_ID_MAX];
+
+            for (;;)
+                store(f->sp, CUST, body1, sizeof(body1), 9, id);
+        }
+        assert_true(pid > 0);
+        usleep(2000 + (useconds_t)(rand() % 30000));
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(spool_usage(f->sp, CUST, &st, &err), 0);
+        assert_int_equal(spool_list(f->sp, CUST, &v, &n, &err), 0);
+        assert_int_equal(st.messages, n);
+        for (bytes = 0, i = 0; i < n; i++) {
+            bytes += v[i].size;
+            assert_int_equal(spool_msg_open(f->sp, CUST, v[i].id, &m, &err), 0);
+            assert_int_equal(spool_msg_body_size(m), sizeof(body1));
+            spool_msg_close(m);
+        }
+        assert_int_equal(st.bytes, bytes);
+        x_free(v);
+    }
+}
+
 struct worker {
     struct spool *sp;
     int failures;
@@ -931,6 +1316,7 @@ test_concurrent_writers(void **state)
     struct fixture *f = *state;
     struct worker wk[4];
     pthread_t th[4];
+    struct spool_stats st;
     struct spool_entry *v;
     struct errbuf err;
     size_t n, i;
@@ -951,6 +1337,8 @@ test_concurrent_writers(void **state)
         assert_int_not_equal(strcmp(v[i - 1].id, v[i].id), 0);
     x_free(v);
     assert_int_equal(count_dir(f, CUST "/tmp"), 0);
+    assert_int_equal(spool_stats(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.messages, 800);
 }
 
 /* --- the administrator's hold --- */
@@ -1086,6 +1474,51 @@ test_find(void **state)
     assert_string_equal(err.msg, "bad spool id 'a/b'");
 }
 
+/* messages on hold count for the customer's limits: the usage record
+ * keeps them across hold and release, counts them out when deleted from
+ * hold/, and a recount finds them there */
+static void
+test_usage_counts_hold(void **state)
+{
+    struct fixture *f = *state;
+    char id1[SPOOL_ID_MAX], id2[SPOOL_ID_MAX];
+    struct spool_stats st;
+    struct errbuf err;
+    struct usage u;
+
+    store(f->sp, CUST, "0123456789", 3, 4, id1);
+    store(f->sp, CUST, "0123456789", 5, 4, id2);
+    assert_int_equal(spool_hold(f->sp, CUST, id1, &err), 0);
+    read_usage(f, &u);
+    assert_false(u.dirty);
+    assert_int_equal(u.messages, 2);
+    assert_int_equal(u.bytes, size_of(id1) + size_of(id2));
+    assert_int_equal(spool_usage(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.messages, 2);
+    assert_int_equal(st.bytes, size_of(id1) + size_of(id2));
+    assert_int_equal(st.on_hold, 0);                  /* spool_usage does not look */
+    assert_int_equal(spool_stats(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.on_hold, 1);
+    /* a recount finds the held one */
+    assert_int_equal(spool_reconcile(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.messages, 2);
+    assert_int_equal(st.bytes, size_of(id1) + size_of(id2));
+    /* released: still two */
+    assert_int_equal(spool_release(f->sp, CUST, id1, &err), 0);
+    read_usage(f, &u);
+    assert_int_equal(u.messages, 2);
+    assert_int_equal(spool_hold(f->sp, CUST, id2, &err), 0);
+    /* deleted while on hold: counted out */
+    assert_int_equal(spool_delete(f->sp, CUST, id2, &err), 0);
+    read_usage(f, &u);
+    assert_false(u.dirty);
+    assert_int_equal(u.messages, 1);
+    assert_int_equal(u.bytes, size_of(id1));
+    assert_int_equal(spool_stats(f->sp, CUST, &st, &err), 0);
+    assert_int_equal(st.messages, 1);
+    assert_int_equal(st.on_hold, 0);
+}
+
 int
 main(void)
 {
@@ -1117,10 +1550,18 @@ main(void)
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_symlink_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_id_has_size, setup, teardown),
+        cmocka_unit_test(test_id_size_parse),
+        cmocka_unit_test_setup_teardown(test_old_names_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_follows_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_crash_between_write_and_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_untrusted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_writers_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_cur_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peek_never_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_find, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_counts_hold, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
