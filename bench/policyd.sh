@@ -143,6 +143,9 @@ customers {
     table = "$dir/customers.cdb"
 }
 policyd {
+    # the limit server logs nothing either (the decision lines are a
+    # write each: measured apart, see docs/PERFORMANCE.md)
+    log_decisions = false
     listen = { "inet:127.0.0.1:$port" }
     control = "unix:$dir/control.sock:0600"
     user = nobody

@@ -30,6 +30,8 @@
 #              simulated caches are one core's (32 KiB L1, and 2 MiB L2 as
 #              the last level: the L3 is shared with every other process
 #              on the machine, so it is not counted on)
+#   LOG_DECISIONS=true  with the info line per request (default false, as
+#              bench/policyd.sh and the figures before it existed)
 #   METRICS=1  with metrics { listen } set, and the instructions spent in
 #              the metrics calls per request, steady (bench/metrics.sh
 #              compares both)
@@ -86,6 +88,7 @@ policyd { listen = { "inet:127.0.0.1:$port" }
           group = nogroup
           grant_file = "$work/g/grants"
           notify_interval = 1h
+          log_decisions = ${LOG_DECISIONS:-false}
           $metrics }
 flusher { control = "unix:$work/flusher.sock:0660" }
 CONF

@@ -124,6 +124,7 @@ static const struct key keys[] = {
     NUM("policyd", "grant_ttl", K_DURATION, policyd.grant_ttl, 1, 3650ULL * DAY),
     STR("policyd", "grant_file", K_PATH, policyd.grant_file, 0),
     NUM("policyd", "notify_interval", K_DURATION, policyd.notify_interval, 0, DAY),
+    STR("policyd", "log_decisions", K_BOOL, policyd.log_decisions, 0),
     STR("flusher", "control", K_SOCK, flusher.control, 0),
     STR("flusher", "control_users", K_NAME_LIST, flusher.control_users, 0),
     STR("flusher", "user", K_NAME, flusher.user, 0),
@@ -660,6 +661,7 @@ config_defaults(struct config *cfg)
     p->grant_ttl = 180 * 60;
     (void)str_copy(p->grant_file, sizeof(p->grant_file), AUTOTURN_STATE_DIR "/grants");
     p->notify_interval = 60;
+    p->log_decisions = true;
     defaults_flusher(&cfg->flusher);
 }
 

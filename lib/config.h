@@ -66,6 +66,7 @@ struct config_policyd {
     uint64_t grant_ttl;               /* seconds; default 180m */
     char grant_file[PATH_MAX];        /* default /var/lib/autoturn/grants */
     uint64_t notify_interval;         /* AutoTURN dedup per address; default 60s */
+    bool log_decisions;               /* one info line per request; default true */
     struct config_metrics metrics;
 };
 

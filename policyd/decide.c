@@ -420,6 +420,7 @@ decide_request(struct decide *d, const struct policy_request *req, bool trusted,
             autoturn_notice(d, &x);
         str_copy(action, size, relay_decide(d, &x));
     }
-    log_decision(&x, action);
+    if (d->cfg->policyd.log_decisions)
+        log_decision(&x, action);
     customer_free(x.addr_cust);
 }

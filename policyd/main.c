@@ -594,6 +594,7 @@ reload(struct policyd *pd, const char *path)
     pd->cfg.policyd.max_attributes = nc->policyd.max_attributes;
     pd->cfg.policyd.grant_ttl = nc->policyd.grant_ttl;
     pd->cfg.policyd.notify_interval = nc->policyd.notify_interval;
+    pd->cfg.policyd.log_decisions = nc->policyd.log_decisions;
     pd->cfg.flusher.control = nc->flusher.control;
     pd->cfg.policyd.trusted_users = nc->policyd.trusted_users;
     pd->cfg.policyd.control_users = nc->policyd.control_users;

@@ -124,6 +124,25 @@ run "$AUTOTURNCTL" -c "$D/autoturn.conf" revoke 127.0.0.50
 expect "revoke" 0 "revoked 127.0.0.50"
 run policy_ask "$P" protocol_state=RCPT client_address=127.0.0.50 recipient=a@example.org
 expect_line "after revoke: no relay" out "DUNNO"
+# one decision line per request at info; log_decisions = false (reloaded)
+# leaves them out, the answers stay the same
+decided() { grep -c "action=DUNNO, reason=no grant, client_address=127.0.0.50, protocol_state=RCPT, recipient=a@example.org$" "$D/policyd.log"; }
+all_decisions() { grep -c ": action=" "$D/policyd.log"; }
+n=$(decided)
+[ "$n" -ge 1 ] && pass "the decision is logged: action=DUNNO, reason=no grant" ||
+  fail "decision line" "$(grep 'action=' "$D/policyd.log" | tail -3)"
+sed -i 's/^\(    max_connections = 15000\)$/\1\n    log_decisions = false/' "$D/autoturn.conf"
+r=$(grep -c ': reloaded' "$D/policyd.log")
+kill -HUP "$PD_PID"
+wait_for 30 eval "[ \"\$(grep -c ': reloaded' '$D/policyd.log')\" -gt $r ]" ||
+  fail "reload with log_decisions = false" "$(tail -3 "$D/policyd.log")"
+m=$(all_decisions)
+run policy_ask "$P" protocol_state=RCPT client_address=127.0.0.50 recipient=a@example.org
+expect_line "log_decisions = false: same answer" out "DUNNO"
+run policy_ask "$P" protocol_state=RCPT client_address=127.0.0.2 recipient=a@example.org
+expect_line "log_decisions = false: a registered network still relays" out "OK"
+[ "$(decided)" = "$n" ] && [ "$(all_decisions)" = "$m" ] &&
+  pass "log_decisions = false: no decision lines" || fail "no decision lines" "$(grep 'action=' "$D/policyd.log" | tail -3)"
 pd_stop
 run "$AUTOTURNCTL" -c "$D/autoturn.conf" grants
 expect "daemon down: grants exits 69" 69 "" "autoturnctl: autoturn-policyd does not answer: connect to $D/control.sock"

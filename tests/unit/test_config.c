@@ -331,7 +331,7 @@ test_example_uncommented(void **state)
     example_path(src, sizeof(src));
     assert_true((fd = mkstemp(dst)) >= 0);
     close(fd);
-    assert_int_equal(uncomment(src, dst), 75);        /* every key of the schema */
+    assert_int_equal(uncomment(src, dst), 76);        /* every key of the schema */
     assert_int_equal(config_load(dst, cfg, collect, &e), 0);
     assert_int_equal(e.n, 0);
     unlink(dst);
