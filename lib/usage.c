@@ -84,8 +84,9 @@ usage_format(const struct usage *u, char buf[USAGE_SIZE])
     memcpy(buf + offset_of(L_CHECK), tmp, 8);
 }
 
-/* parse_num - a right-aligned decimal in NUM_WIDTH columns; with neg,
- * "-1" is allowed too */
+/* parse_num - a right-aligned decimal in NUM_WIDTH columns, exactly as
+ * usage_format writes it (no leading zero, no "-0"); with neg, "-1" is
+ * allowed too */
 static int
 parse_num(const char *p, bool neg, uint64_t *v_r, bool *minus_r)
 {
@@ -99,7 +100,7 @@ parse_num(const char *p, bool neg, uint64_t *v_r, bool *minus_r)
         *minus_r = true;
         i++;
     }
-    if (i == NUM_WIDTH)
+    if (i == NUM_WIDTH || (p[i] == '0' && (*minus_r || i + 1 < NUM_WIDTH)))
         return -1;
     for (; i < NUM_WIDTH; i++) {
         if (p[i] < '0' || p[i] > '9' || v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)

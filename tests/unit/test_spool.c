@@ -1153,6 +1153,24 @@ test_usage_crash_between_write_and_count(void **state)
 }
 
 /* a record that cannot be trusted is counted again */
+/* the fuzzer's find: a record usage_format never writes ("01") with a
+ * right checksum must be refused, not taken as 1 */
+static void
+test_usage_parse_strict(void **state)
+{
+    static const char rec[] =
+        "autoturn-usage 1\nstate    clean\nboot     d8117bbf-a6c4-4410-8554-03c59497a864\n"
+        "counted            1796663389\nmessages                   01\n"
+        "bytes                     178\noldest             1796663389\ncheck    6835c0b1\n";
+    const char *why = NULL;
+    struct usage u;
+
+    (void)state;
+    assert_int_equal(sizeof(rec) - 1, USAGE_SIZE);
+    assert_int_equal(usage_parse(rec, sizeof(rec) - 1, &u, &why), -1);
+    assert_string_equal(why, "bad messages");
+}
+
 static void
 test_usage_untrusted(void **state)
 {
@@ -1556,6 +1574,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_usage_follows_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_crash_between_write_and_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_untrusted, setup, teardown),
+        cmocka_unit_test(test_usage_parse_strict),
         cmocka_unit_test_setup_teardown(test_usage_writers_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_cur_and_delete, setup, teardown),
