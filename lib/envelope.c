@@ -226,18 +226,26 @@ envelope_add_rcpt(struct envelope *e, const char *addr, const char *params,
 
 /* --- writing --- */
 
+/* name_valid - 1 to max bytes of [A-Za-z0-9._-]: a queue id, or a host
+ * name as an MTA reports it */
 static bool
-queue_id_valid(const char *v, size_t len)
+name_valid(const char *v, size_t len, size_t max)
 {
     size_t i;
 
-    if (len == 0 || len > ENVELOPE_QUEUEID_MAX)
+    if (len == 0 || len > max)
         return false;
     for (i = 0; i < len; i++)
         if (!((v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= 'a' && v[i] <= 'z') ||
               (v[i] >= '0' && v[i] <= '9') || v[i] == '.' || v[i] == '_' || v[i] == '-'))
             return false;
     return true;
+}
+
+static bool
+queue_id_valid(const char *v, size_t len)
+{
+    return name_valid(v, len, ENVELOPE_QUEUEID_MAX);
 }
 
 /* client_addr_valid - an IPv4 or IPv6 address in text form. */
@@ -254,19 +262,11 @@ client_addr_valid(const char *v, size_t len)
     return inet_pton(AF_INET, buf, bin) == 1 || inet_pton(AF_INET6, buf, bin) == 1;
 }
 
-/* client_name_valid - a host name as an MTA reports it: [A-Za-z0-9._-]. */
+/* client_name_valid - a host name as an MTA reports it. */
 static bool
 client_name_valid(const char *v, size_t len)
 {
-    size_t i;
-
-    if (len == 0 || len > ENVELOPE_HOST_MAX)
-        return false;
-    for (i = 0; i < len; i++)
-        if (!((v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= 'a' && v[i] <= 'z') ||
-              (v[i] >= '0' && v[i] <= '9') || v[i] == '.' || v[i] == '_' || v[i] == '-'))
-            return false;
-    return true;
+    return name_valid(v, len, ENVELOPE_HOST_MAX);
 }
 
 /* helo_char_ok - a byte a stored HELO argument may hold. */
