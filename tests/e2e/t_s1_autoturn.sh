@@ -143,7 +143,7 @@ if [ -n "$sid" ] && grep -Eq "autoturn-flusher\[[0-9]+\]: $sid: to=<c@virt.dom>,
 else
   fail "log shape: one grep follows m3" "hold: $hold" "$(grep -F "${sid:-$q3}" "$D/flusher.log")"
 fi
-grep -q "autoturn-policyd\[[0-9]*\]: action=DUNNO, reason=notice, client_address=127.0.0.2, protocol_state=CONNECT$" "$D/policyd.log" &&
+e2e_wait 30 grep -q "autoturn-policyd\[[0-9]*\]: action=DUNNO, reason=notice, client_address=127.0.0.2, protocol_state=CONNECT$" "$D/policyd.log" &&
   pass "policyd: the decision on acme's connect notice at info, one line" ||
   fail "policyd decision line" "$(grep 'action=' "$D/policyd.log" | head -5)"
 f1=$(grep -l '^Message-ID: <m1@example.org>' "$D"/sink-ACME/* 2>/dev/null)

@@ -88,8 +88,8 @@ expect "autoturnctl revoke 127.0.0.9" 0
 run relay 127.0.0.9 r5
 expect_line "revoked 127.0.0.9: denied again" out "$DENIED"
 # each decision is one line at info (postgrey's shape)
-grep -q "action=OK, reason=grant, client_address=127.0.0.9, protocol_state=RCPT, recipient=x@example.org$" "$D/policyd.log" &&
-  grep -q "action=DUNNO, reason=no grant, client_address=127.0.0.9, protocol_state=RCPT, recipient=x@example.org$" "$D/policyd.log" &&
+e2e_wait 30 grep -q "action=OK, reason=grant, client_address=127.0.0.9, protocol_state=RCPT, recipient=x@example.org$" "$D/policyd.log" &&
+  e2e_wait 30 grep -q "action=DUNNO, reason=no grant, client_address=127.0.0.9, protocol_state=RCPT, recipient=x@example.org$" "$D/policyd.log" &&
   pass "policyd logs the relay decisions: OK (grant), then DUNNO (no grant)" ||
   fail "relay decision lines" "$(grep 'action=' "$D/policyd.log" | grep -v CONNECT | head)"
 run e2e_ctl revoke 127.0.0.9

@@ -128,6 +128,7 @@ expect_line "after revoke: no relay" out "DUNNO"
 # leaves them out, the answers stay the same
 decided() { grep -c "action=DUNNO, reason=no grant, client_address=127.0.0.50, protocol_state=RCPT, recipient=a@example.org$" "$D/policyd.log"; }
 all_decisions() { grep -c ": action=" "$D/policyd.log"; }
+wait_for 30 eval '[ "$(decided)" -ge 1 ]'
 n=$(decided)
 [ "$n" -ge 1 ] && pass "the decision is logged: action=DUNNO, reason=no grant" ||
   fail "decision line" "$(grep 'action=' "$D/policyd.log" | tail -3)"
